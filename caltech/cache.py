@@ -1,0 +1,83 @@
+"""Decode and resize each image once: a uint8 NHWC `.npy` per (split, size), memory-mapped on use.
+
+The resize is deterministic, so caching its result is exact; random crop, flip and normalisation
+run later on whole batches. The file name holds a hash of the split manifest and the size, so a
+changed split or size gets a new cache. A cache is written to a temporary file and renamed into
+place when complete, so a half-written one is never loaded.
+"""
+import hashlib
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .transforms import resize_uint8
+from .utils import UserError
+
+STALE_TMP_SECONDS = 600  # a temporary file untouched this long belongs to a killed build
+
+
+def cache_file(cache_dir, split, name, side):
+    key = hashlib.sha256(split.manifest + f"|{name}|{side}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"{name}_{side}px_{key}.npy"
+
+
+def _load_resized(args):
+    path, side = args
+    try:
+        with Image.open(path) as img:
+            return resize_uint8(img.convert("RGB"), side)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"could not decode {path} ({e}); rebuild the split with split_dataset.py") from None
+
+
+def _valid(path, n, side):
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError):
+        return False
+    return arr.dtype == np.uint8 and arr.shape == (n, side, side, 3)
+
+
+def load_or_build(cache_dir, split, name, side, workers=None):
+    """The cached images of split `name` at `side` x `side`, building the cache first if needed.
+
+    Returns a copy-on-write memory map: pages are read on use, never written back.
+    """
+    path = cache_file(cache_dir, split, name, side)
+    paths = [p for p, _ in split.samples[name]]
+    if not _valid(path, len(paths), side):
+        build(path, paths, side, workers)
+    return np.load(path, mmap_mode="c")
+
+
+def build(path, paths, side, workers=None):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in path.parent.glob(f".{path.name}.tmp-*"):
+        if now - old.stat().st_mtime > STALE_TMP_SECONDS:
+            old.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    workers = workers or os.cpu_count() or 1
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), side, side, 3))
+        jobs = [(p, side) for p in paths]
+        bar = dict(total=len(jobs), desc=f"caching {path.name.split('_')[0]} at {side}px", unit="img",
+                   disable=None)
+        if workers > 1 and len(jobs) > 64:
+            with ProcessPoolExecutor(workers) as pool:
+                for i, img in enumerate(tqdm(pool.map(_load_resized, jobs, chunksize=32), **bar)):
+                    out[i] = img
+        else:
+            for i, img in enumerate(tqdm(map(_load_resized, jobs), **bar)):
+                out[i] = img
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

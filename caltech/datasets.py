@@ -1,0 +1,117 @@
+"""Loaders that yield ready batches `(images, labels)` on the training device, one per split.
+
+Two interchangeable paths (`--loader`):
+- `cached` (default): uint8 images resized once into a memory-mapped cache (caltech.cache), then
+  gathered, cropped, flipped and normalised per batch on the device (on the GPU when there is one).
+- `pil`: the classic Dataset of files + PIL transforms in DataLoader workers. Needs no cache.
+
+Each split gets its own transform, so training augments and evaluation never does (the published
+code set `.transform` on Subsets sharing one ImageFolder: its training set got the eval transform).
+Call `set_epoch(e)` before iterating: the shuffle and the augmentation are seeded per epoch, which
+makes a resumed run identical to an uninterrupted one.
+"""
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from . import cache
+from .transforms import BatchTransform, eval_preset, resize_sizes, train_preset
+from .utils import derive_seed
+
+
+def pil_loader(path):
+    with open(path, "rb") as f:
+        return Image.open(f).convert("RGB")  # Caltech has greyscale (mode L) images; the model wants RGB
+
+
+class ImageList(Dataset):
+    """(path, label) pairs read with PIL and passed through `transform`."""
+
+    def __init__(self, samples, transform):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        path, label = self.samples[i]
+        return self.transform(pil_loader(path)), label
+
+
+class CachedLoader:
+    """Batches from a uint8 NHWC array; augmentation (if any) runs batched on `device`."""
+
+    def __init__(self, images, labels, batch_size, device, seed, train, crop, channels_last=False,
+                 on_device=False):
+        self.images = torch.from_numpy(images)
+        if on_device:  # a few hundred MB of uint8: gathering on the GPU beats any host pipeline
+            self.images = self.images.to(device)
+        self.labels = torch.as_tensor(labels)
+        self.batch_size, self.device, self.seed, self.train = batch_size, device, seed, train
+        self.transform = BatchTransform(device, crop if train else None, channels_last)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "cached", self.epoch))
+        n = len(self.labels)
+        order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
+        pin = self.device.type == "cuda" and not self.images.is_cuda
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            images = self.images[idx.to(self.images.device)]
+            if pin:
+                images = images.pin_memory()
+            images = images.to(self.device, non_blocking=True)
+            yield self.transform(images, gen), self.labels[idx].to(self.device, non_blocking=True)
+
+
+class PILLoader:
+    """A DataLoader over files with per-image PIL transforms, moving each batch to `device`."""
+
+    def __init__(self, dataset, batch_size, device, seed, train, workers, channels_last=False):
+        self.generator = torch.Generator()
+        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=workers,
+                                 pin_memory=device.type == "cuda", generator=self.generator,
+                                 persistent_workers=False)
+        self.device, self.seed = device, seed
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        # Seeds the shuffle and the workers' augmentation; with workers=0 the transforms draw from
+        # the global torch generator, which the training loop seeds per epoch.
+        self.generator.manual_seed(derive_seed(self.seed, "pil", epoch))
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, labels in self.loader:
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            yield images, labels.to(self.device, non_blocking=True)
+
+
+def build_loader(split, name, args, device, train=None):
+    """The loader for split `name` ('train', 'val' or 'test') as `args` asks (see train.py's flags).
+
+    `train` (default: name == 'train') decides shuffling and augmentation.
+    """
+    train = name == "train" if train is None else train
+    samples = split.samples[name]
+    batch_size = args.batch_size if train else args.eval_batch_size
+    channels_last = device.type == "cuda"
+    resize, crop = resize_sizes(args.image_size)
+    if args.loader == "pil":
+        dataset = ImageList(samples, train_preset(args.image_size) if train else eval_preset(args.image_size))
+        return PILLoader(dataset, batch_size, device, args.seed, train, args.workers, channels_last)
+    images = cache.load_or_build(args.cache_dir, split, name, resize if train else crop)
+    labels = np.array([label for _, label in samples], dtype=np.int64)
+    return CachedLoader(images, labels, batch_size, device, args.seed, train, crop, channels_last,
+                        on_device=device.type == "cuda")

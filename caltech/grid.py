@@ -1,0 +1,160 @@
+"""The grid: its trials, the results CSV, resuming, choosing the best run on validation, seed statistics.
+
+Backends (sequential in grid_search.py, Ray Tune in caltech.ray_tune) only decide where each
+trial's train.main(args) runs; everything here is shared, so both give the same table.
+"""
+import csv
+import io
+import itertools
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .utils import atomic_path, atomic_write_text
+
+PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
+COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run"]
+ACCURACIES = ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"]
+
+
+@dataclass(frozen=True)
+class Trial:
+    experiment: int  # the configuration's number in the published order, the same for every seed
+    epochs: int
+    lr_fc: float
+    lr_base: float
+    seed: int
+    scratch: bool
+
+    @property
+    def run_name(self):
+        mode = "scratch" if self.scratch else "grid"
+        return f"{mode}_exp{self.experiment}_ep{self.epochs}_fc{self.lr_fc}_base{self.lr_base}_s{self.seed}"
+
+    @property
+    def key(self):
+        return (self.epochs, self.lr_fc, self.lr_base, self.seed, self.scratch)
+
+
+def make_trials(epochs, lr_fcs, lr_bases, seeds, scratch=False):
+    """Configurations numbered as published (epochs, then lr_fc, then lr_base vary slowest to fastest).
+
+    Seed-major order: the whole grid for the first seed finishes before any repeat starts.
+    """
+    configs = list(itertools.product(epochs, lr_fcs, lr_bases))
+    return [Trial(i, e, fc, base, seed, scratch)
+            for seed in seeds for i, (e, fc, base) in enumerate(configs, 1)]
+
+
+def row_key(row):
+    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), int(row["Seed"]),
+            row["Scratch"] == "True")
+
+
+def make_row(trial, metrics):
+    return {"Experiment": trial.experiment, "Epochs": trial.epochs, "LR_FC": trial.lr_fc, "LR_Base": trial.lr_base,
+            "Best_Val_Acc": f"{metrics['best_val_acc']:.4f}", "Test_Acc": f"{metrics['test_acc']:.4f}",
+            "Test_Mean_Class_Acc": f"{metrics['test_mean_class_acc']:.4f}", "Seed": trial.seed,
+            "Scratch": str(trial.scratch), "Train_Seconds": f"{metrics['train_seconds']:.1f}",
+            "Run": trial.run_name}
+
+
+def read_results(path):
+    """Rows (dicts of strings) of a results CSV of ours; [] when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [row for row in csv.DictReader(f) if "Seed" in row and "Scratch" in row]
+
+
+def write_results(path, rows):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def append_result(path, row):
+    """Rewrite the CSV with `row` added (replacing a row of the same trial): valid after a kill at any moment."""
+    rows = [r for r in read_results(path) if row_key(r) != row_key({k: str(v) for k, v in row.items()})]
+    write_results(path, rows + [row])
+
+
+def forget(path, trials, logdir, ckpt_dir):
+    """--fresh: drop these trials' rows, logs and checkpoints (other rows in the CSV stay)."""
+    keys = {t.key for t in trials}
+    write_results(path, [r for r in read_results(path) if row_key(r) not in keys])
+    for t in trials:
+        shutil.rmtree(Path(logdir) / t.run_name, ignore_errors=True)
+        shutil.rmtree(Path(ckpt_dir) / t.run_name, ignore_errors=True)
+
+
+def _config(row):
+    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), row["Scratch"])
+
+
+def choose_best(rows):
+    """The run whose best.pth the grid keeps: chosen on validation, never on test.
+
+    The configuration with the highest mean Best_Val_Acc over its seeds (with one seed, simply the
+    highest) wins, ties to the earlier experiment; within it, the seed with the highest
+    Best_Val_Acc, ties to the earlier row.
+    """
+    by_config = {}
+    for row in rows:
+        by_config.setdefault(_config(row), []).append(row)
+    mean_val = {c: sum(float(r["Best_Val_Acc"]) for r in rs) / len(rs) for c, rs in by_config.items()}
+    config = max(by_config, key=lambda c: (mean_val[c], -int(by_config[c][0]["Experiment"])))
+    runs = by_config[config]
+    return max(runs, key=lambda r: (float(r["Best_Val_Acc"]), -runs.index(r)))
+
+
+def seed_stats(rows):
+    """Per configuration with several seeds: n, and mean and sample std of each accuracy."""
+    by_config = {}
+    for row in rows:
+        by_config.setdefault(_config(row), []).append(row)
+    stats = []
+    for config, runs in by_config.items():
+        entry = {"Experiment": int(runs[0]["Experiment"]), "Epochs": config[0], "LR_FC": config[1],
+                 "LR_Base": config[2], "Scratch": config[3], "n": len(runs)}
+        for col in ACCURACIES:
+            values = [float(r[col]) for r in runs]
+            mean = sum(values) / len(values)
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+            entry[col] = (mean, std)
+        stats.append(entry)
+    return sorted(stats, key=lambda e: e["Experiment"])
+
+
+def format_table(rows, best):
+    """The results as a fixed-width table, accuracies in %, the chosen run marked with '*'."""
+    header = ["", "Exp", "Epochs", "LR_FC", "LR_Base", "Seed", "Val %", "Test %", "Test mean-class %", "Seconds"]
+    lines = [[("*" if r is best else ""), r["Experiment"], r["Epochs"], r["LR_FC"], r["LR_Base"], r["Seed"],
+              f"{100 * float(r['Best_Val_Acc']):.2f}", f"{100 * float(r['Test_Acc']):.2f}",
+              f"{100 * float(r['Test_Mean_Class_Acc']):.2f}", r["Train_Seconds"]] for r in rows]
+    return _fixed_width(header, lines)
+
+
+def format_seed_stats(stats):
+    header = ["Exp", "Epochs", "LR_FC", "LR_Base", "Seeds", "Val % (mean +- std)", "Test %", "Test mean-class %"]
+    lines = [[e["Experiment"], e["Epochs"], e["LR_FC"], e["LR_Base"], e["n"],
+              *(f"{100 * e[c][0]:.2f} +- {100 * e[c][1]:.2f}" for c in ACCURACIES)] for e in stats]
+    return _fixed_width(header, lines)
+
+
+def _fixed_width(header, lines):
+    cells = [header] + [[str(c) for c in line] for line in lines]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+
+
+def copy_best(row, ckpt_dir, name):
+    """Copy the chosen run's best.pth to ckpt_dir/name, atomically."""
+    dest = Path(ckpt_dir) / name
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(Path(ckpt_dir) / row["Run"] / "best.pth", tmp)
+    return dest

@@ -1,0 +1,259 @@
+"""The deterministic per-class split: 30 training images per class (24 train + 6 val), the rest test.
+
+    from caltech.split import build_split
+    build_split("data/101_ObjectCategories", "data/caltech101_split", seed=107)
+
+Every image is decoded once while splitting; files that do not decode are excluded, warned about
+and listed in `rejected.csv`. The output folder holds `{train,val,test}/<class>/<file>` (hard
+links where possible), `split.csv` (path,class,split; paths relative to the source root) and
+`classes.txt`. `split.csv` depends only on the file list and the arguments, so the same
+arguments give a byte-identical file.
+"""
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from .utils import UserError
+
+SPLITS = ("train", "val", "test")
+BACKGROUND = "BACKGROUND_Google"
+# What Pillow reports for each image extension; a file whose content disagrees is mislabelled.
+FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
+           ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".tif": "TIFF", ".tiff": "TIFF",
+           ".webp": "WEBP"}
+# Below this many files a process pool costs more than it saves.
+PARALLEL_THRESHOLD = 256
+
+
+@dataclass
+class SplitSummary:
+    out: Path
+    classes: list
+    counts: dict                                   # split -> number of images
+    skipped: dict = field(default_factory=dict)    # class -> usable images it had
+    rejected: list = field(default_factory=list)   # (relative path, reason)
+    ignored: list = field(default_factory=list)    # relative paths of non-image files
+
+    def lines(self):
+        yield f"split written to {self.out}"
+        yield f"classes: {len(self.classes)} kept, {len(self.skipped)} skipped"
+        for name, n in sorted(self.skipped.items()):
+            yield f"  skipped {name}: only {n} usable images"
+        yield "images: " + ", ".join(f"{self.counts[s]:,} {s}" for s in SPLITS)
+        yield f"rejected files: {len(self.rejected)}" + (f" (see {self.out / 'rejected.csv'})" if self.rejected else "")
+        if self.ignored:
+            shown = ", ".join(self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
+            yield f"ignored non-image files: {len(self.ignored)} ({shown})"
+
+
+def check_image(path):
+    """Fully decode one image; return None if usable, else the reason it is not."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                fmt = im.format
+                im.load()
+    except UnidentifiedImageError:
+        return "not an image (unrecognised content)"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        msg = str(e).lower()
+        return f"truncated ({e})" if "truncated" in msg else f"corrupt ({e})"
+    expected = FORMATS.get(path.suffix.lower())
+    if expected and fmt != expected:
+        return f"mislabelled (extension {path.suffix} but content is {fmt})"
+    return None
+
+
+def scan(root, include_background=False):
+    """Class folders under `root` -> sorted relative image paths; plus the non-image files seen."""
+    root = Path(root)
+    by_class, ignored = {}, []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if class_dir.name == BACKGROUND and not include_background:
+            continue
+        files = []
+        for f in sorted(class_dir.iterdir()):
+            if not f.is_file() or f.name.startswith("."):
+                continue
+            rel = f.relative_to(root).as_posix()
+            (files if f.suffix.lower() in FORMATS else ignored).append(rel)
+        by_class[class_dir.name] = files
+    if not by_class:
+        raise UserError(f"{root} has no class folders; it should hold one folder of images per class "
+                        "(like 101_ObjectCategories)")
+    return by_class, ignored
+
+
+def verify(root, rel_paths, workers):
+    """Decode every image (in parallel when worth it); return {relative path: reason} for the bad ones."""
+    paths = [Path(root) / p for p in rel_paths]
+    bar = dict(total=len(paths), desc="checking images", unit="img", leave=False, disable=None)
+    if workers > 1 and len(paths) >= PARALLEL_THRESHOLD:
+        with ProcessPoolExecutor(workers) as pool:
+            reasons = list(tqdm(pool.map(check_image, paths, chunksize=64), **bar))
+    else:
+        reasons = [check_image(p) for p in tqdm(paths, **bar)]
+    return {rel: r for rel, r in zip(rel_paths, reasons) if r is not None}
+
+
+def assign(files_by_class, seed, train_per_class, val_per_class):
+    """Per class: shuffle the sorted usable files with a seed of its own; first train, next val, rest test.
+
+    Returns (rows sorted by path, {skipped class: usable count}). The class name is part of the
+    seed so adding or removing one class never changes the split of another.
+    """
+    rows, skipped = [], {}
+    n_train = train_per_class - val_per_class
+    for name, files in sorted(files_by_class.items()):
+        if len(files) < train_per_class + 1:  # at least one test image per class
+            skipped[name] = len(files)
+            continue
+        order = sorted(files)
+        random.Random(f"{seed}:{name}").shuffle(order)
+        for i, rel in enumerate(order):
+            rows.append((rel, name, "train" if i < n_train else "val" if i < train_per_class else "test"))
+    rows.sort()
+    return rows, skipped
+
+
+def _csv_text(header, rows):
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _is_split_dir(path):
+    return (path / "split.csv").is_file()
+
+
+def write_split(root, out, rows, rejected, settings):
+    """Materialise the split in a temporary folder, then swap it in for `out` (no stale files left)."""
+    root, out = Path(root), Path(out)
+    if out.exists() and not (_is_split_dir(out) or (out.is_dir() and not any(out.iterdir()))):
+        raise UserError(f"{out} exists and is not a split made by split_dataset.py; "
+                        "choose another --out or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the split is ordinary data
+    try:
+        link = True
+        for rel, name, split in rows:
+            dest = tmp / split / name / Path(rel).name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if link:
+                try:
+                    os.link(root / rel, dest)
+                    continue
+                except OSError:  # another filesystem, or links not allowed: copy instead
+                    link = False
+            shutil.copyfile(root / rel, dest)
+        classes = sorted({name for _, name, _ in rows})
+        (tmp / "split.csv").write_text(_csv_text(["path", "class", "split"], rows))
+        (tmp / "classes.txt").write_text("".join(c + "\n" for c in classes))
+        (tmp / "rejected.csv").write_text(_csv_text(["path", "reason"], rejected))
+        (tmp / "split.json").write_text(json.dumps(settings, indent=2) + "\n")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return classes
+
+
+def build_split(root, out, seed=107, train_per_class=30, val_per_class=6, include_background=False,
+                workers=None):
+    """Scan, verify and split the class folders under `root` into `out`; return a SplitSummary."""
+    root, out = Path(root), Path(out)
+    if not 0 < val_per_class < train_per_class:
+        raise UserError(f"--val-per-class ({val_per_class}) must be at least 1 and below "
+                        f"--train-per-class ({train_per_class})")
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder of class folders")
+    by_class, ignored = scan(root, include_background)
+    bad = verify(root, [p for files in by_class.values() for p in files], workers or os.cpu_count() or 1)
+    for rel, reason in sorted(bad.items()):
+        print(f"warning: excluded {rel}: {reason}", file=sys.stderr)
+    usable = {name: [p for p in files if p not in bad] for name, files in by_class.items()}
+    rows, skipped = assign(usable, seed, train_per_class, val_per_class)
+    for name, n in sorted(skipped.items()):
+        print(f"warning: skipped class {name}: {n} usable images, fewer than "
+              f"--train-per-class + 1 = {train_per_class + 1}", file=sys.stderr)
+    if not rows:
+        raise UserError(f"no class in {root} has enough usable images ({train_per_class + 1}) to split")
+    settings = dict(source=str(root.resolve()), seed=seed, train_per_class=train_per_class,
+                    val_per_class=val_per_class, include_background=include_background)
+    rejected = sorted(bad.items()) + [(p, "ignored: not an image file") for p in ignored]
+    classes = write_split(root, out, rows, rejected, settings)
+    counts = {s: sum(1 for r in rows if r[2] == s) for s in SPLITS}
+    return SplitSummary(out, classes, counts, skipped, sorted(bad.items()), ignored)
+
+
+@dataclass
+class Split:
+    """A split folder as the loaders see it: class names and (file path, label) lists per split."""
+    root: Path
+    classes: list
+    samples: dict  # split -> [(absolute path, label)]
+    manifest: bytes  # split.csv's bytes: what the cache key hashes
+
+
+def read_split(data_dir):
+    """Read a split folder written by build_split, checking that every listed file is there."""
+    data_dir = Path(data_dir)
+    if not _is_split_dir(data_dir) or not (data_dir / "classes.txt").is_file():
+        raise UserError(f"{data_dir} is not a split folder (no split.csv / classes.txt); "
+                        "make one with: python split_dataset.py --out " + str(data_dir))
+    classes = (data_dir / "classes.txt").read_text().splitlines()
+    index = {c: i for i, c in enumerate(classes)}
+    manifest = (data_dir / "split.csv").read_bytes()
+    samples = {s: [] for s in SPLITS}
+    for row in csv.DictReader(io.StringIO(manifest.decode())):
+        path = data_dir / row["split"] / row["class"] / Path(row["path"]).name
+        samples[row["split"]].append((path, index[row["class"]]))
+    missing = [p for rows in samples.values() for p, _ in rows if not p.is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} files listed in {data_dir / 'split.csv'} are missing "
+                        f"(first: {missing[0]}); rebuild the split with split_dataset.py")
+    return Split(data_dir, classes, samples, manifest)
+
+
+def ensure_split(data_dir, default_dir, source=None):
+    """Return the split at `data_dir`; build it there first when absent and it is the default location
+    or a `source` is given.
+
+    This is how `python train.py` and `python grid_search.py` work on a fresh machine: the split
+    is made from `source`, from `data/`, or from the download, with split_dataset.py's defaults.
+    """
+    data_dir = Path(data_dir)
+    if not _is_split_dir(data_dir):
+        if source is None and data_dir.resolve() != Path(default_dir).resolve():
+            raise UserError(f"--data {data_dir} is not a split folder; make one with: "
+                            f"python split_dataset.py --out {data_dir}")
+        from .source import resolve_source
+        print(f"no split at {data_dir}: building it with split_dataset.py's defaults")
+        root = resolve_source(source, data_root=data_dir.parent)
+        for line in build_split(root, data_dir).lines():
+            print(line)
+    return read_split(data_dir)

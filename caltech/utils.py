@@ -1,0 +1,84 @@
+"""Small shared helpers: errors for people, atomic writes, seeding, device choice."""
+import contextlib
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad path, missing file, bad checkpoint): printed as one sentence."""
+
+
+def run_cli(main, args):
+    """Run a script's main(args), turning UserError and Ctrl-C into a message and a non-zero exit."""
+    try:
+        return main(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished results and the last checkpoint are kept; rerun the same "
+              "command (with --resume for train.py) to continue", file=sys.stderr)
+        sys.exit(130)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    A kill at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def derive_seed(*parts):
+    """A 31-bit seed from (seed, epoch, ...) so every epoch's randomness is reproducible on its own."""
+    return random.Random(":".join(map(str, parts))).getrandbits(31)
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and torch (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def select_device(name=None):
+    """CUDA, else Apple MPS, else CPU (with a notice); `name` overrides."""
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {name} was asked for, but CUDA is not available on this machine")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise UserError(f"--device {name} was asked for, but Apple MPS is not available on this machine")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    print("notice: no GPU found, running on the CPU (ResNet-18 trains at about 12 images/s there at 224 px)")
+    return torch.device("cpu")
+
+
+def default_workers():
+    """Loader processes for the PIL path: one per core, leaving one for the main process."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))

@@ -1,0 +1,114 @@
+"""Evaluate a checkpoint on the test (or val) split: overall, mean per-class and top-5 accuracy.
+
+    python evaluate.py --ckpt best.pth                 # a bare name is looked up in checkpoints/
+    python evaluate.py --ckpt checkpoints/RUN/best.pth --split val --out eval/ --json eval/metrics.json
+
+The model is rebuilt from the checkpoint alone (class count, its settings); nothing is downloaded.
+Checkpoints are read with torch.load(weights_only=True): a file holding code is refused unrun.
+"""
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from caltech import checkpoint, engine
+from caltech.datasets import build_loader
+from caltech.metrics import per_class_rows
+from caltech.model import build_model
+from caltech.split import read_split
+from caltech.utils import UserError, atomic_path, atomic_write_text, run_cli, select_device
+
+CKPT_DIR = "checkpoints"
+
+
+def get_args_parser(add_help=True):
+    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_argument_group("what to evaluate")
+    group.add_argument("--ckpt", default="best.pth",
+                       help=f"checkpoint file; a bare name that is not a file is looked up in {CKPT_DIR}/ "
+                            "(default: best.pth, the grid's choice)")
+    group.add_argument("--data", default=None,
+                       help="split folder (default: the one the checkpoint was trained on)")
+    group.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default: test)")
+    group = parser.add_argument_group("outputs")
+    group.add_argument("--out", default=None,
+                       help="folder for per_class.csv, confusion.csv and confusion.png (default: none)")
+    group.add_argument("--json", default=None, help="write the metrics to this JSON file (default: none)")
+    group = parser.add_argument_group("runtime (defaults: the checkpoint's settings)")
+    group.add_argument("--device", default=None, help="cuda, mps or cpu (default: CUDA, else MPS, else CPU)")
+    group.add_argument("--loader", choices=("cached", "pil"), default=None,
+                       help="input path (default: the one the run used, so results match its Test_Acc)")
+    group.add_argument("--eval-batch-size", type=int, default=None, help="batch size (default: the run's)")
+    group.add_argument("--cache-dir", default=None, help="resized-image cache (default: cache/ beside --data)")
+    group.add_argument("--workers", type=int, default=None, help="loader processes for --loader pil (default: the run's)")
+    return parser
+
+
+def resolve_ckpt(name):
+    path = Path(name)
+    if not path.is_file() and len(path.parts) == 1 and (Path(CKPT_DIR) / path).is_file():
+        return Path(CKPT_DIR) / path
+    if not path.is_file():
+        raise UserError(f"checkpoint {name} not found (looked for it as a file and in {CKPT_DIR}/); "
+                        "train one with train.py or grid_search.py")
+    return path
+
+
+def write_tables(out, classes, confusion):
+    from caltech.report import plot_confusion  # matplotlib only when figures are asked for
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "per_class.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", "images", "correct", "accuracy"])
+        writer.writerows((c, n, k, f"{a:.4f}") for c, n, k, a in per_class_rows(confusion, classes))
+    with atomic_path(out / "confusion.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true\\predicted", *classes])
+        writer.writerows([c, *row] for c, row in zip(classes, confusion.tolist()))
+    plot_confusion(confusion, classes, out / "confusion.png")
+
+
+def main(args):
+    path = resolve_ckpt(args.ckpt)
+    ckpt = checkpoint.load(path)
+    run = argparse.Namespace(**ckpt["hparams"])  # the run's own settings, then this command's overrides
+    for key in ("data", "loader", "eval_batch_size", "cache_dir", "workers"):
+        if getattr(args, key) is not None:
+            setattr(run, key, getattr(args, key))
+    if args.data is not None and args.cache_dir is None:
+        run.cache_dir = str(Path(args.data).parent / "cache")
+    device = select_device(args.device)
+    split = read_split(run.data)
+    if split.classes != ckpt["classes"]:
+        raise UserError(f"the classes of {run.data} ({len(split.classes)}) do not match the {len(ckpt['classes'])} "
+                        f"classes {path} was trained on; pass the --data split it was trained with")
+    model = build_model(len(ckpt["classes"]), scratch=True)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError:
+        raise UserError(f"{path}'s weights do not fit a ResNet-18 with {len(ckpt['classes'])} classes") from None
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    ctx, _, _ = engine.precision(device, getattr(run, "amp", True))
+    loader = build_loader(split, args.split, run, device, train=False)
+    meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device, desc=args.split)
+    stats = meter.summary()
+    metrics = {"accuracy": stats["acc"], "mean_class_accuracy": stats["mean_class_acc"],
+               "top5_accuracy": stats["top5"], "n_images": stats["n"], "split": args.split}
+    print(f"checkpoint: {path} (epoch {ckpt['epoch']}, val acc {ckpt['val_acc']:.4f})")
+    for key, value in metrics.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(metrics, indent=2) + "\n")
+    if args.out:
+        write_tables(args.out, split.classes, meter.matrix())
+        print(f"per-class table and confusion matrix written to {args.out}/")
+    return metrics
+
+
+if __name__ == "__main__":
+    run_cli(main, get_args_parser().parse_args())

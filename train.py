@@ -1,0 +1,235 @@
+"""Fine-tune (default) or train from scratch (--scratch) a ResNet-18 on the Caltech-101 split.
+
+    python train.py                           # published best configuration, ImageNet weights
+    python train.py --scratch                 # the same recipe from random initialisation
+    python train.py --run-name NAME --resume  # continue an interrupted run exactly
+
+Defaults are the published values (Adam, lr_fc 1e-3, lr_base 1e-4, StepLR 10 x0.1, batch 32,
+30 epochs, seed 107). Writes TensorBoard scalars to LOGDIR/RUN, best.pth / last.pth / metrics.json
+to CKPT_DIR/RUN, and finally evaluates the best-on-validation checkpoint on the test split.
+"""
+import argparse
+import copy
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from caltech import checkpoint, engine
+from caltech.datasets import build_loader
+from caltech.model import build_model, param_groups
+from caltech.runlog import RunLogger
+from caltech.split import ensure_split
+from caltech.utils import (UserError, atomic_write_text, default_workers, derive_seed, run_cli,
+                           seed_everything, select_device)
+
+DEFAULT_DATA = "data/caltech101_split"
+# Settings that decide what a run computes: a resumed run keeps them.
+RECIPE = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "batch_size", "step_size", "gamma", "image_size",
+          "loader")
+
+
+def add_data_args(parser):
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", default=DEFAULT_DATA,
+                       help=f"split folder made by split_dataset.py; built on first use when it is the "
+                            f"default or --source is given (default: {DEFAULT_DATA})")
+    group.add_argument("--source", default=None,
+                       help="101_ObjectCategories folder, caltech-101.zip or 101_ObjectCategories.tar.gz to "
+                            "build a missing split from (default: look in data/, else download)")
+    group.add_argument("--loader", choices=("cached", "pil"), default="cached",
+                       help="cached: resize once into a uint8 cache, augment whole batches on the device; "
+                            "pil: per-image PIL transforms in loader workers, no cache (default: cached)")
+    group.add_argument("--cache-dir", default=None,
+                       help="where the cached loader keeps its resized images (default: cache/ beside --data)")
+    group.add_argument("--image-size", type=int, default=224,
+                       help="crop / eval side; the train resize scales with it, 256 at 224 (default: 224)")
+
+
+def add_recipe_args(parser):
+    """The recipe settings a grid shares between its runs."""
+    group = parser.add_argument_group("model and optimisation")
+    group.add_argument("--scratch", action="store_true",
+                       help="random initialisation instead of ImageNet weights (default: off)")
+    group.add_argument("--weights", default=None,
+                       help="local torchvision resnet18 ImageNet state dict (default: torchvision's cache, "
+                            "$TORCH_HOME/hub/checkpoints, downloading when possible)")
+    group.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
+    group.add_argument("--step-size", type=int, default=10, help="StepLR period in epochs (default: 10)")
+    group.add_argument("--gamma", type=float, default=0.1, help="StepLR factor (default: 0.1)")
+
+
+def add_runtime_args(parser):
+    group = parser.add_argument_group("runtime (do not change results, except --device and --no-amp)")
+    group.add_argument("--device", default=None,
+                       help="cuda, cuda:1, mps or cpu (default: CUDA, else MPS, else CPU)")
+    group.add_argument("--workers", type=int, default=default_workers(),
+                       help=f"loader processes for --loader pil (default: CPU count - 1, here {default_workers()})")
+    group.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice, usually one per core)")
+    group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                       help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default: on)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
+    group.add_argument("--eval-batch-size", type=int, default=None,
+                       help="batch size for validation and test (default: 256 on CUDA, else --batch-size)")
+
+
+def add_output_args(parser):
+    group = parser.add_argument_group("outputs")
+    group.add_argument("--logdir", default="runs", help="TensorBoard root; one folder per run (default: runs)")
+    group.add_argument("--ckpt-dir", default="checkpoints",
+                       help="checkpoint root; one folder per run (default: checkpoints)")
+
+
+def get_args_parser(add_help=True):
+    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(parser)
+    group = parser.add_argument_group("this run's hyperparameters")
+    group.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
+    group.add_argument("--lr-fc", type=float, default=1e-3, help="Adam learning rate of the new fc (default: 1e-3)")
+    group.add_argument("--lr-base", type=float, default=1e-4,
+                       help="Adam learning rate of every other layer (default: 1e-4)")
+    group.add_argument("--seed", type=int, default=107, help="seed of initialisation, shuffling, augmentation (default: 107)")
+    add_recipe_args(parser)
+    add_runtime_args(parser)
+    add_output_args(parser)
+    group = parser.add_argument_group("run name and resume")
+    group.add_argument("--run-name", default=None,
+                       help="folder name under --logdir and --ckpt-dir (default: mode, epochs, learning "
+                            "rates, seed and a timestamp, e.g. finetune_ep30_fc0.001_base0.0001_s107_0527_165803)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue --run-name from its last.pth, with its saved settings (default: off)")
+    return parser
+
+
+def default_run_name(args):
+    mode = "scratch" if args.scratch else "finetune"
+    return (f"{mode}_ep{args.epochs}_fc{args.lr_fc}_base{args.lr_base}_s{args.seed}_"
+            f"{datetime.now().strftime('%m%d_%H%M%S')}")
+
+
+def restore_recipe(args, saved):
+    """On --resume, take the run's saved recipe; refuse a flag given explicitly with another value."""
+    defaults = vars(get_args_parser().parse_args([]))
+    for key in RECIPE:
+        if getattr(args, key) not in (saved[key], defaults[key]):
+            raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} differs from run {args.run_name}'s "
+                            f"{saved[key]}; resume with the run's settings or start a new --run-name")
+        setattr(args, key, saved[key])
+    args.weights = saved["weights"]  # for the record: the resumed weights come from last.pth
+    if args.data == defaults["data"]:
+        args.data = saved["data"]
+
+
+def main(args):
+    args = copy.copy(args)  # resolved below; the caller's namespace (a grid's) stays as it was
+    if args.resume and not args.run_name:
+        raise UserError("--resume needs --run-name (the folder name of the run to continue)")
+    if args.epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    args.run_name = args.run_name or default_run_name(args)
+    run_ckpt_dir, run_logdir = Path(args.ckpt_dir) / args.run_name, Path(args.logdir) / args.run_name
+
+    resume = None
+    if args.resume:
+        resume = checkpoint.load(run_ckpt_dir / "last.pth")
+        restore_recipe(args, resume["hparams"])
+    elif (run_ckpt_dir / "last.pth").exists():
+        raise UserError(f"run {args.run_name} already exists in {args.ckpt_dir}; pass --resume to continue it "
+                        "or choose another --run-name")
+
+    split = ensure_split(args.data, DEFAULT_DATA, args.source)
+    if resume is not None and resume["classes"] != split.classes:
+        raise UserError(f"the classes of {args.data} differ from those run {args.run_name} was trained on")
+    args.device = str(device)
+    args.cache_dir = args.cache_dir or str(Path(args.data).parent / "cache")
+    args.eval_batch_size = args.eval_batch_size or (256 if device.type == "cuda" else args.batch_size)
+    hparams = {**vars(args), "num_classes": len(split.classes)}
+    hparams.pop("resume")
+    ctx, scaler, dtype = engine.precision(device, args.amp)
+
+    seed_everything(args.seed)
+    model = build_model(len(split.classes), scratch=args.scratch or resume is not None, weights=args.weights)
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    optimizer = torch.optim.Adam(param_groups(model, args.lr_fc, args.lr_base))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=args.gamma)
+    state = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": -1, "history": [], "train_seconds": 0.0}
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        state = {k: resume[k] for k in state}
+    net = torch.compile(model) if args.compile else model
+    criterion = nn.CrossEntropyLoss()
+
+    train_loader = build_loader(split, "train", args, device)
+    val_loader = build_loader(split, "val", args, device)
+    print(f"run {args.run_name}: {'scratch' if args.scratch else 'fine-tune'}, {len(split.classes)} classes, "
+          f"{len(split.samples['train'])}/{len(split.samples['val'])}/{len(split.samples['test'])} "
+          f"train/val/test images, {device} {dtype}, {args.loader} loader"
+          + (f", resuming after epoch {state['epoch']}" if resume is not None else ""))
+    run_logdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_logdir / "hparams.json", json.dumps(hparams, indent=2) + "\n")
+    logger = RunLogger(run_logdir, resume_epoch=state["epoch"])
+    meta = {"classes": split.classes, "hparams": hparams}
+
+    for epoch in range(state["epoch"], args.epochs):
+        start = time.perf_counter()
+        seed_everything(derive_seed(args.seed, epoch))  # each epoch's randomness depends only on (seed, epoch)
+        train_loader.set_epoch(epoch)
+        lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
+        train = engine.train_one_epoch(net, train_loader, criterion, optimizer, scaler, ctx, len(split.classes),
+                                       device, desc=f"epoch {epoch + 1}/{args.epochs} train")
+        val = engine.evaluate(net, val_loader, criterion, ctx, len(split.classes), device,
+                              desc=f"epoch {epoch + 1}/{args.epochs} val").summary()
+        scheduler.step()
+        stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
+                 **{f"val_{k}": v for k, v in val.items()}, **lrs}
+        logger.log_epoch(epoch, stats)
+        state["epoch"] = epoch + 1
+        state["history"].append(stats)
+        state["train_seconds"] += time.perf_counter() - start
+        is_best = val["acc"] > state["best_val_acc"]  # ties keep the earlier epoch
+        if is_best:
+            state["best_val_acc"], state["best_epoch"] = val["acc"], epoch
+            checkpoint.save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_acc": val["acc"]},
+                            run_ckpt_dir / "best.pth")
+        checkpoint.save({**meta, **state, "model": model.state_dict(), "val_acc": val["acc"],
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "scaler": scaler.state_dict()}, run_ckpt_dir / "last.pth")
+        print(f"epoch {epoch + 1}/{args.epochs}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
+              f"val loss {val['loss']:.4f} acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  "
+              f"lr {lrs['lr_base']:.0e}/{lrs['lr_fc']:.0e}  {time.perf_counter() - start:.0f}s"
+              + ("  *best" if is_best else ""))
+
+    best = checkpoint.load(run_ckpt_dir / "best.pth")
+    model.load_state_dict(best["model"])
+    test = engine.evaluate(net, build_loader(split, "test", args, device), criterion, ctx, len(split.classes),
+                           device, desc="test").summary()
+    best_stats = state["history"][state["best_epoch"]]
+    metrics = {"run": args.run_name, "epochs": args.epochs, "best_epoch": state["best_epoch"],
+               "best_val_acc": state["best_val_acc"], "val_mean_class_acc": best_stats["val_mean_class_acc"],
+               "test_acc": test["acc"], "test_mean_class_acc": test["mean_class_acc"], "test_top5": test["top5"],
+               "n_test": test["n"], "train_seconds": state["train_seconds"],
+               "best_checkpoint": str(run_ckpt_dir / "best.pth")}
+    atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    logger.log_hparams(hparams, metrics, step=args.epochs - 1)
+    logger.close()
+    print(f"best epoch {state['best_epoch'] + 1} (val acc {state['best_val_acc']:.4f}); test: accuracy "
+          f"{test['acc']:.4f}, mean per-class accuracy {test['mean_class_acc']:.4f}, top-5 {test['top5']:.4f} "
+          f"on {test['n']} images")
+    return metrics
+
+
+if __name__ == "__main__":
+    run_cli(main, get_args_parser().parse_args())
