@@ -44,7 +44,8 @@ def get_args_parser(add_help=True):
                        help="input path (default: the one the run used, so results match its Test_Acc)")
     group.add_argument("--eval-batch-size", type=int, default=None, help="batch size (default: the run's)")
     group.add_argument("--cache-dir", default=None, help="resized-image cache (default: cache/ beside --data)")
-    group.add_argument("--workers", type=int, default=None, help="loader processes for --loader pil (default: the run's)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="loader processes for --loader pil (default: the run's)")
     return parser
 
 
@@ -69,7 +70,7 @@ def write_tables(out, classes, confusion):
     with atomic_path(out / "confusion.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true\\predicted", *classes])
-        writer.writerows([c, *row] for c, row in zip(classes, confusion.tolist()))
+        writer.writerows([c, *row] for c, row in zip(classes, confusion.tolist(), strict=True))
     plot_confusion(confusion, classes, out / "confusion.png")
 
 

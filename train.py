@@ -23,8 +23,15 @@ from caltech.datasets import build_loader
 from caltech.model import build_model, param_groups
 from caltech.runlog import RunLogger
 from caltech.split import ensure_split
-from caltech.utils import (UserError, atomic_write_text, default_workers, derive_seed, run_cli,
-                           seed_everything, select_device)
+from caltech.utils import (
+    UserError,
+    atomic_write_text,
+    default_workers,
+    derive_seed,
+    run_cli,
+    seed_everything,
+    select_device,
+)
 
 DEFAULT_DATA = "data/caltech101_split"
 # Settings that decide what a run computes: a resumed run keeps them.
@@ -93,7 +100,8 @@ def get_args_parser(add_help=True):
     group.add_argument("--lr-fc", type=float, default=1e-3, help="Adam learning rate of the new fc (default: 1e-3)")
     group.add_argument("--lr-base", type=float, default=1e-4,
                        help="Adam learning rate of every other layer (default: 1e-4)")
-    group.add_argument("--seed", type=int, default=107, help="seed of initialisation, shuffling, augmentation (default: 107)")
+    group.add_argument("--seed", type=int, default=107,
+                       help="seed of initialisation, shuffling and augmentation (default: 107)")
     add_recipe_args(parser)
     add_runtime_args(parser)
     add_output_args(parser)

@@ -93,7 +93,8 @@ def forget(path, trials, logdir, ckpt_dir):
 
 
 def _config(row):
-    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), row["Scratch"])
+    # .get: the published CSV has no Scratch column (all its grid runs fine-tune)
+    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), row.get("Scratch", "False"))
 
 
 def choose_best(rows):
@@ -149,7 +150,7 @@ def format_seed_stats(stats):
 def _fixed_width(header, lines):
     cells = [header] + [[str(c) for c in line] for line in lines]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
 
 
 def copy_best(row, ckpt_dir, name):

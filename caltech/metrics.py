@@ -64,4 +64,4 @@ def mean_class_accuracy(confusion):
 def per_class_rows(confusion, classes):
     """[(class, images, correct, accuracy)] in label order."""
     totals, correct = confusion.sum(dim=1).tolist(), confusion.diag().tolist()
-    return [(c, t, k, k / t if t else float("nan")) for c, t, k in zip(classes, totals, correct)]
+    return [(c, t, k, k / t if t else float("nan")) for c, t, k in zip(classes, totals, correct, strict=True)]

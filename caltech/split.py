@@ -109,7 +109,7 @@ def verify(root, rel_paths, workers):
             reasons = list(tqdm(pool.map(check_image, paths, chunksize=64), **bar))
     else:
         reasons = [check_image(p) for p in tqdm(paths, **bar)]
-    return {rel: r for rel, r in zip(rel_paths, reasons) if r is not None}
+    return {rel: r for rel, r in zip(rel_paths, reasons, strict=True) if r is not None}
 
 
 def assign(files_by_class, seed, train_per_class, val_per_class):

@@ -2,6 +2,7 @@
 import os
 import random
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 REAL_DATA = ROOT.parent / "shared" / "caltech101" / "101_ObjectCategories"
 ORIGINAL_RUNS = ROOT.parent / "shared" / "original_runs"
+REAL_URLOPEN = urllib.request.urlopen  # for the one test that serves a download from localhost
 
 
 def make_image_folder(root, classes=("ant", "bee", "cat"), per_class=12, size=(48, 40), seed=0, grey_every=5):
@@ -55,3 +57,36 @@ def planted_weights(tmp_path):
     path = tmp_path / "resnet18-random.pth"
     torch.save(resnet18(weights=None).state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tmp_path_factory):
+    """A 4-class split of generated 48x40 JPEGs: 5 train, 3 val, 6 test per class. Read-only for tests."""
+    from caltech.split import build_split, read_split
+    base = tmp_path_factory.mktemp("tiny")
+    make_image_folder(base / "src", classes=("ant", "bee", "cat", "dog"), per_class=14)
+    build_split(base / "src", base / "split", seed=107, train_per_class=8, val_per_class=3)
+    return read_split(base / "split")
+
+
+def train_args(tmp_path, data, *flags):
+    """train.py's parsed flags for a tiny CPU run writing under tmp_path."""
+    import train
+    return train.get_args_parser().parse_args(
+        ["--data", str(data), "--image-size", "32", "--batch-size", "8", "--device", "cpu", "--workers", "0",
+         "--logdir", str(tmp_path / "runs"), "--ckpt-dir", str(tmp_path / "ckpt"), *map(str, flags)])
+
+
+def read_scalars(run_dir):
+    """{tag: [(step, value), ...]} from a run's event files, as TensorBoard resolves them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def run_script(script, *args, env=None, cwd=ROOT):
+    """Run one of the top-level scripts as a user would; returns the CompletedProcess."""
+    import subprocess
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=600)

@@ -1,0 +1,147 @@
+"""The two input paths: same eval tensors, augmentation only in training, the crop/flip distribution, the cache."""
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms as T
+
+import train
+from caltech import cache
+from caltech.datasets import build_loader, pil_loader
+from caltech.split import build_split, read_split
+from caltech.transforms import MEAN, STD, eval_preset, random_crop_flip
+from caltech.utils import UserError
+from conftest import make_image_folder, train_args
+
+CPU = torch.device("cpu")
+
+
+def loader_args(tmp_path, split, loader, image_size=32):
+    args = train_args(tmp_path, split.root, "--loader", loader, "--image-size", image_size)
+    args.cache_dir, args.eval_batch_size = str(tmp_path / "cache"), 8
+    return args
+
+
+def one_epoch(loader, epoch):
+    loader.set_epoch(epoch)
+    torch.manual_seed(epoch)  # what the training loop does per epoch (the PIL path with workers=0 uses it)
+    xs, ys = zip(*loader, strict=True)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def unnormalise(x):
+    return x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
+
+
+def test_cached_eval_tensors_equal_pil_eval_tensors(tiny_split, tmp_path):
+    cached, _ = one_epoch(build_loader(tiny_split, "test", loader_args(tmp_path, tiny_split, "cached"), CPU), 0)
+    pil, _ = one_epoch(build_loader(tiny_split, "test", loader_args(tmp_path, tiny_split, "pil"), CPU), 0)
+    direct = torch.stack([eval_preset(32)(pil_loader(p)) for p, _ in tiny_split.samples["test"]])
+    assert cached.shape == pil.shape == (24, 3, 32, 32)
+    assert (unnormalise(cached) - unnormalise(pil)).abs().max() <= 1 / 255
+    assert (unnormalise(pil) - unnormalise(direct)).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("kind", ["cached", "pil"])
+def test_only_the_training_loader_augments(tiny_split, tmp_path, kind):
+    args = loader_args(tmp_path, tiny_split, kind)
+    train_loader = build_loader(tiny_split, "train", args, CPU)
+    eval_of_train = build_loader(tiny_split, "train", args, CPU, train=False)  # train images, eval transform
+    x0, y0 = one_epoch(train_loader, 0)
+    x1, y1 = one_epoch(train_loader, 1)
+    e0, ey = one_epoch(eval_of_train, 0)
+    e1, _ = one_epoch(eval_of_train, 5)
+    assert x0.shape == e0.shape == (20, 3, 32, 32)
+    assert torch.equal(e0, e1) and torch.equal(ey, torch.tensor([y for _, y in tiny_split.samples["train"]]))
+    assert not torch.equal(y0, y1)  # reshuffled each epoch
+    # every augmented image differs from the plain eval view of every training image
+    distance = torch.cdist(x0.flatten(1), e0.flatten(1))
+    assert distance.min() > 1e-3
+    assert torch.equal(one_epoch(train_loader, 1)[0], x1)  # but an epoch is reproducible on its own
+    val = build_loader(tiny_split, "val", args, CPU)
+    assert torch.equal(one_epoch(val, 0)[0], one_epoch(val, 3)[0])
+
+
+def test_crop_and_flip_have_torchvision_distribution():
+    side, crop, n = 12, 8, 4000
+    ii, jj = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    coords = torch.stack([ii, jj, torch.zeros_like(ii)], dim=-1).to(torch.uint8)  # pixel = its own position
+    out = random_crop_flip(coords.expand(n, side, side, 3), crop, torch.Generator().manual_seed(0))
+    top, left_or_right = out[:, 0, 0, 0].long(), out[:, 0, 0, 1].long()
+    flipped = out[:, 0, 0, 1] > out[:, 0, -1, 1]
+    left = torch.where(flipped, left_or_right - crop + 1, left_or_right)
+    # the gather equals slicing (and reversing columns when flipped)
+    for k in range(20):
+        ref = coords[top[k]:top[k] + crop, left[k]:left[k] + crop]
+        assert torch.equal(out[k], ref.flip(1) if flipped[k] else ref)
+    # uniform over all (side - crop + 1)^2 offsets, like RandomCrop; flips with probability 1/2
+    counts = torch.bincount(top * (side - crop + 1) + left, minlength=(side - crop + 1) ** 2).float()
+    assert (counts > 0).all()
+    expected = n / counts.numel()
+    assert ((counts - expected) ** 2 / expected).sum() < 60  # chi-square, 24 d.o.f.: p < 1e-4 to fail
+    assert 0.45 < flipped.float().mean() < 0.55
+    # torchvision's own transforms on the same image: the same support and flip rate
+    img = T.functional.to_pil_image(coords.permute(2, 0, 1))
+    ref_tf = T.Compose([T.RandomCrop(crop), T.RandomHorizontalFlip()])
+    torch.manual_seed(0)
+    refs = [np.asarray(ref_tf(img)) for _ in range(1000)]
+    assert {int(r[0, 0, 0]) for r in refs} == set(range(side - crop + 1))
+    assert 0.4 < np.mean([r[0, 0, 1] > r[0, -1, 1] for r in refs]) < 0.6
+
+
+def test_cache_is_rebuilt_when_the_split_changes(tmp_path):
+    src = make_image_folder(tmp_path / "src", classes=("a", "b"), per_class=10)
+    build_split(src, tmp_path / "split", train_per_class=6, val_per_class=2)
+    first = read_split(tmp_path / "split")
+    cache.load_or_build(tmp_path / "cache", first, "val", 16)
+    build_split(src, tmp_path / "split", seed=5, train_per_class=6, val_per_class=2)
+    second = read_split(tmp_path / "split")
+    images = cache.load_or_build(tmp_path / "cache", second, "val", 16)
+    key = cache.cache_file
+    assert key(tmp_path / "cache", first, "val", 16) != key(tmp_path / "cache", second, "val", 16)
+    expected = np.stack([np.asarray(T.functional.resize(pil_loader(p), [16, 16])) for p, _ in second.samples["val"]])
+    assert np.array_equal(images, expected)
+    assert key(tmp_path / "cache", second, "val", 16) != key(tmp_path / "cache", second, "val", 20)
+
+
+def test_a_half_written_cache_is_never_loaded(tiny_split, tmp_path, monkeypatch):
+    path = cache.cache_file(tmp_path, tiny_split, "test", 16)
+    real = cache._load_resized
+    seen = []
+
+    def dies_midway(job):
+        seen.append(job)
+        if len(seen) == 10:
+            raise UserError("simulated crash while caching")
+        return real(job)
+    monkeypatch.setattr(cache, "_load_resized", dies_midway)
+    with pytest.raises(UserError, match="simulated"):
+        cache.load_or_build(tmp_path, tiny_split, "test", 16, workers=1)
+    monkeypatch.setattr(cache, "_load_resized", real)
+    assert not path.exists() and not list(tmp_path.glob(".*.tmp-*"))
+    # a kill (no cleanup) leaves a temporary file, and a damaged final file can exist too: both are survived
+    path.with_name(f".{path.name}.tmp-99999").write_bytes(b"\x93NUMPY half")
+    path.write_bytes(path.with_name(f".{path.name}.tmp-99999").read_bytes())
+    images = cache.load_or_build(tmp_path, tiny_split, "test", 16, workers=1)
+    assert images.shape == (24, 16, 16, 3) and images.any()
+
+
+def test_optimizer_steps_once_per_batch(tiny_split, tmp_path, monkeypatch):
+    steps = []
+    real = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (steps.append(1), real(self, *a, **k))[1])
+    train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 2, "--run-name", "s"))
+    assert len(steps) == 2 * 3  # 20 images at batch 8: 3 batches per epoch
+
+
+def test_both_loaders_learn_the_same(tmp_path):
+    """Training results are unchanged in kind: a short scratch run reaches the same accuracy band."""
+    src = make_image_folder(tmp_path / "src", classes=("a", "b", "c", "d"), per_class=24, seed=3)
+    build_split(src, tmp_path / "split", train_per_class=16, val_per_class=4)
+    accs = {}
+    for kind in ("cached", "pil"):
+        metrics = train.main(train_args(tmp_path, tmp_path / "split", "--scratch", "--epochs", 4, "--loader", kind,
+                                        "--lr-base", 1e-3, "--run-name", kind))
+        accs[kind] = metrics["test_acc"]
+    assert min(accs.values()) >= 0.6, accs  # chance is 0.25
+    assert abs(accs["cached"] - accs["pil"]) <= 0.25, accs
