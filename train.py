@@ -11,6 +11,7 @@ to CKPT_DIR/RUN, and finally evaluates the best-on-validation checkpoint on the 
 import argparse
 import copy
 import json
+import resource
 import time
 from datetime import datetime
 from pathlib import Path
@@ -133,7 +134,9 @@ def restore_recipe(args, saved):
         args.data = saved["data"]
 
 
-def main(args):
+def main(args, on_epoch=None):
+    """Train one run; returns its final metrics. `on_epoch(stats)` is called after each epoch's
+    checkpoint is on disk (the Ray backend reports to Tune through it)."""
     args = copy.copy(args)  # resolved below; the caller's namespace (a grid's) stays as it was
     if args.resume and not args.run_name:
         raise UserError("--resume needs --run-name (the folder name of the run to continue)")
@@ -219,6 +222,8 @@ def main(args):
               f"val loss {val['loss']:.4f} acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  "
               f"lr {lrs['lr_base']:.0e}/{lrs['lr_fc']:.0e}  {time.perf_counter() - start:.0f}s"
               + ("  *best" if is_best else ""))
+        if on_epoch is not None:
+            on_epoch(stats)
 
     best = checkpoint.load(run_ckpt_dir / "best.pth")
     model.load_state_dict(best["model"])
@@ -229,6 +234,7 @@ def main(args):
                "best_val_acc": state["best_val_acc"], "val_mean_class_acc": best_stats["val_mean_class_acc"],
                "test_acc": test["acc"], "test_mean_class_acc": test["mean_class_acc"], "test_top5": test["top5"],
                "n_test": test["n"], "train_seconds": state["train_seconds"],
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process, so far
                "best_checkpoint": str(run_ckpt_dir / "best.pth")}
     atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     logger.log_hparams(hparams, metrics, step=args.epochs - 1)

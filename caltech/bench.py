@@ -1,0 +1,175 @@
+"""Side-by-side throughput of the published-style pipeline and the project's, in one process.
+
+original: torchvision ImageFolder + per-image PIL transforms, DataLoader num_workers=0, fp32,
+          contiguous memory format (what the published scripts did);
+project:  the uint8 resize cache + batched crop/flip/normalise on the device, AMP and
+          channels_last on CUDA (train.py's defaults).
+Both train through the same engine.train_one_epoch / engine.evaluate with random weights.
+"""
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.datasets import ImageFolder
+
+from . import cache, engine
+from .datasets import PILLoader, build_loader
+from .model import build_model, param_groups
+from .split import build_split
+from .transforms import eval_preset, resize_sizes, train_preset
+
+EPOCH_IMAGES = 2424  # the real training split: 101 classes x 24
+
+
+class Limited:
+    """The first `steps` batches of a loader (all of them when steps is None)."""
+
+    def __init__(self, loader, steps):
+        self.loader, self.steps = loader, min(steps or len(loader), len(loader))
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            if i == self.steps:
+                break
+            yield batch
+
+
+def make_synthetic(root, classes=101, per_class=31, seed=0):
+    """JPEGs of Caltech's typical 300x240 size with photo-like content (smooth shapes plus grain),
+    so decoding costs what it costs on the real images."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:240, 0:300].astype(np.float32)
+    for c in range(classes):
+        folder = Path(root) / f"class_{c:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cx, cy, r = rng.uniform(60, 240), rng.uniform(40, 200), rng.uniform(30, 90)
+            blob = ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r)[..., None]
+            base = rng.uniform(0, 255, 3) * (xx[..., None] / 300) + rng.uniform(0, 255, 3) * (1 - yy[..., None] / 240)
+            img = np.where(blob, rng.uniform(0, 255, 3), base / 2) + rng.normal(0, 12, (240, 300, 3))
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"image_{i:04d}.jpg", quality=85)
+    return Path(root)
+
+
+def synthetic_split(workdir, classes, per_class):
+    src = make_synthetic(Path(workdir) / "src", classes, per_class)
+    return build_split(src, Path(workdir) / "split", train_per_class=min(30, per_class - 1),
+                       val_per_class=min(6, (per_class - 1) // 5)).out
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device, fn):
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+def pipeline_rate(loader, steps, device):
+    """Images per second delivered to the loop, on the device, with no model."""
+    def drain():
+        n = 0
+        for images, _ in Limited(loader, steps):
+            n += images.shape[0]
+        return n
+    seconds, n = timed(device, drain)
+    return n / seconds
+
+
+def train_rate(model, loader, steps, device, amp, num_classes):
+    """Images per second through engine.train_one_epoch, after one warm-up step."""
+    ctx, scaler, _ = engine.precision(device, amp)
+    optimizer = torch.optim.Adam(param_groups(model, 1e-3, 1e-4))
+    criterion = nn.CrossEntropyLoss()
+    engine.train_one_epoch(model, Limited(loader, 1), criterion, optimizer, scaler, ctx, num_classes, device, "warm-up")
+    seconds, stats = timed(device, lambda: engine.train_one_epoch(
+        model, Limited(loader, steps), criterion, optimizer, scaler, ctx, num_classes, device, "train"))
+    return stats["n"] / seconds
+
+
+def eval_rate(model, loader, steps, device, amp, num_classes):
+    ctx, _, _ = engine.precision(device, amp)
+    criterion = nn.CrossEntropyLoss()
+    engine.evaluate(model, Limited(loader, 1), criterion, ctx, num_classes, device, "warm-up")
+    seconds, meter = timed(device, lambda: engine.evaluate(model, Limited(loader, steps), criterion, ctx,
+                                                           num_classes, device, "eval"))
+    return meter.n / seconds
+
+
+def original_loaders(split, args, device):
+    """The published pipeline: ImageFolder per split folder, PIL transforms, no workers."""
+    train = ImageFolder(str(split.root / "train"), transform=train_preset(args.image_size))
+    val = ImageFolder(str(split.root / "val"), transform=eval_preset(args.image_size))
+    return (PILLoader(train, args.batch_size, device, args.seed, True, workers=0),
+            PILLoader(val, args.batch_size, device, args.seed, False, workers=0))
+
+
+def run(split, args, device):
+    """Measure both pipelines; returns the figures as a flat dict (the keys of --json)."""
+    num_classes = len(split.classes)
+    results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+               "image_size": args.image_size, "batch_size": args.batch_size, "steps": args.steps,
+               "amp": engine.precision(device, args.amp)[2], "train_images": len(split.samples["train"])}
+
+    project = argparse.Namespace(loader="cached", image_size=args.image_size, batch_size=args.batch_size,
+                                 eval_batch_size=args.eval_batch_size, seed=args.seed, workers=0,
+                                 cache_dir=args.cache_dir)
+    resize, crop = resize_sizes(args.image_size)
+    seconds, _ = timed(device, lambda: [cache.load_or_build(args.cache_dir, split, name, side)
+                                        for name, side in (("train", resize), ("val", crop))])
+    results["cache_seconds"] = seconds
+    results["cache_mb"] = sum(cache.cache_file(args.cache_dir, split, n, s).stat().st_size
+                              for n, s in (("train", resize), ("val", crop))) / 2**20
+    loaders = {"original": original_loaders(split, args, device),
+               "project": (build_loader(split, "train", project, device), build_loader(split, "val", project, device))}
+    for name, (train_loader, val_loader) in loaders.items():
+        fast = name == "project"
+        results[f"pipeline_img_s_{name}"] = pipeline_rate(train_loader, args.steps, device)
+        torch.manual_seed(args.seed)
+        model = build_model(num_classes, scratch=True).to(device)
+        if fast and device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        net = torch.compile(model) if fast and args.compile else model
+        amp = fast and args.amp
+        results[f"train_img_s_{name}"] = train_rate(net, train_loader, args.steps, device, amp, num_classes)
+        results[f"eval_img_s_{name}"] = eval_rate(net, val_loader, args.steps, device, amp, num_classes)
+        results[f"epoch_s_{name}"] = EPOCH_IMAGES / results[f"train_img_s_{name}"]
+        # Share of a training epoch spent producing its inputs (the pipeline alone, at its own rate).
+        results[f"input_share_{name}"] = results[f"train_img_s_{name}"] / results[f"pipeline_img_s_{name}"]
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == "cuda":
+        results["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return results
+
+
+def format_table(r):
+    rows = [("pipeline img/s", "pipeline_img_s", "{:,.0f}"), ("train img/s", "train_img_s", "{:,.1f}"),
+            ("eval img/s", "eval_img_s", "{:,.1f}"), (f"epoch s ({EPOCH_IMAGES:,} img)", "epoch_s", "{:,.1f}"),
+            ("input share of epoch", "input_share", "{:.1%}")]
+    header = ["", "original", "project", "project/original"]
+    lines = []
+    for label, key, fmt in rows:
+        a, b = r[f"{key}_original"], r[f"{key}_project"]
+        ratio = a / b if key in ("epoch_s", "input_share") else b / a  # always "times better"
+        lines.append([label, fmt.format(a), fmt.format(b), f"{ratio:,.1f}x"])
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(4)]
+    text = "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *lines])
+    return (f"device: {r['device']}, {r['image_size']} px, batch {r['batch_size']}, {r['steps']} steps per "
+            f"measurement, project precision {r['amp']}\n{text}\n"
+            f"(project/original: how many times faster; for epoch s and input share, how many times smaller)\n"
+            f"cache: built in {r['cache_seconds']:.1f} s once, {r['cache_mb']:,.0f} MB for train+val; "
+            f"peak resident memory {r['peak_rss_mb']:,.0f} MB"
+            + (f", peak GPU memory {r['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in r else ""))
