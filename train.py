@@ -71,7 +71,7 @@ def add_recipe_args(parser):
 
 
 def add_runtime_args(parser):
-    group = parser.add_argument_group("runtime (do not change results, except --device and --no-amp)")
+    group = parser.add_argument_group("runtime (speed and placement, not the recipe)")
     group.add_argument("--device", default=None,
                        help="cuda, cuda:1, mps or cpu (default: CUDA, else MPS, else CPU)")
     group.add_argument("--workers", type=int, default=default_workers(),
