@@ -7,8 +7,8 @@
 Rows reach the results CSV from the driver as each trial finishes, exactly as with the sequential
 backend, so grid_search.py's resume, best-checkpoint choice and table are the same for both. A
 crashed trial is retried (--max-failures) from its own last.pth. Tune's own files (per-trial
-result.json / progress.csv, experiment state) go to CKPT_DIR/ray_results/<grid>_<timestamp>, a
-new folder per invocation; they are a record only, never read back.
+result.json / progress.csv, experiment state) go to CKPT_DIR/ray_results/{grid,scratch}_<timestamp>,
+a new folder per invocation; they are a record only, never read back.
 """
 import copy
 import os
@@ -59,7 +59,7 @@ def init_ray(address=None, num_cpus=None):
     # Workers start in Ray's own folders: PYTHONPATH lets them import train and caltech from this checkout
     # (on a cluster, the checkout must be at the same path on every node).
     ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
-             log_to_driver=True, configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
 
 
 def absolute_paths(args):
@@ -80,12 +80,14 @@ def make_tuner(tune, todo, args, trial_args, writer):
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (1 if torch.cuda.is_available() else 0)
     fn = tune.with_parameters(trainable, trials=todo, args=args, trial_args=trial_args,
                               fail_once=os.environ.get(FAIL_ONCE_ENV))
-    name = lambda t: todo[t.config["trial"]].run_name  # noqa: E731 -- Tune's folders and messages use our names
+
+    def run_name(tune_trial):  # Tune's folders and messages then use our run names
+        return todo[tune_trial.config["trial"]].run_name
     return tune.Tuner(
         tune.with_resources(fn, {"cpu": args.cpus_per_trial, "gpu": gpus}),
         param_space={"trial": tune.grid_search(list(range(len(todo))))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent, trial_name_creator=name,
-                                    trial_dirname_creator=name),
+        tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent, trial_name_creator=run_name,
+                                    trial_dirname_creator=run_name),
         run_config=tune.RunConfig(
             # A new experiment per invocation: a killed driver's folder is never resumed nor in the way;
             # the CSV, not Tune's state, says which trials are done.

@@ -90,3 +90,20 @@ def run_script(script, *args, env=None, cwd=ROOT):
     import subprocess
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def kill_on_call(monkeypatch, owner, name, n):
+    """Make owner.name raise KeyboardInterrupt (a Ctrl-C or kill) on its n-th call; returns the calls' args.
+
+    Pass a `pytest.MonkeyPatch.context()` to end the patch early.
+    """
+    real = getattr(owner, name)
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls

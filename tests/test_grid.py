@@ -11,7 +11,7 @@ import grid_search
 import train
 from caltech import engine, grid
 from caltech.utils import UserError
-from conftest import ORIGINAL_RUNS, make_image_folder, run_script
+from conftest import ORIGINAL_RUNS, kill_on_call, make_image_folder, run_script
 
 
 def grid_args(tmp_path, data, *flags):
@@ -57,21 +57,13 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
 
 
 def test_killed_grid_resumes_without_repeating_or_duplicating(tiny_split, tmp_path, monkeypatch):
-    real = train.main
-    calls = []
-
-    def killed_on_second_run(args):
-        calls.append(args.run_name)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(args)
-    monkeypatch.setattr(train, "main", killed_on_second_run)
+    calls = kill_on_call(monkeypatch, train, "main", 2)  # killed during the second run
     with pytest.raises(KeyboardInterrupt):
         grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-5"))
     assert len(read_rows(tmp_path / "results.csv")) == 1  # the finished run's row survived the kill
     calls.clear()
     grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-5"))
-    assert calls == ["scratch_exp2_ep1_fc0.001_base1e-05_s107"]  # only the missing run ran
+    assert [args.run_name for args, *_ in calls] == ["scratch_exp2_ep1_fc0.001_base1e-05_s107"]  # only the missing
     rows = read_rows(tmp_path / "results.csv")
     assert sorted(r["Experiment"] for r in rows) == ["1", "2"]
     calls.clear()
@@ -79,19 +71,11 @@ def test_killed_grid_resumes_without_repeating_or_duplicating(tiny_split, tmp_pa
     assert calls == [] and len(read_rows(tmp_path / "results.csv")) == 2
 
 
-def test_interrupted_run_continues_from_its_last_checkpoint(tiny_split, tmp_path, monkeypatch, capsys):
-    real = engine.train_one_epoch
-    calls = []
-
-    def killed_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-    monkeypatch.setattr(engine, "train_one_epoch", killed_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        grid_search.main(grid_args(tmp_path, tiny_split.root, "--epochs", "2", "--lr-base", "1e-4"))
-    monkeypatch.setattr(engine, "train_one_epoch", real)
+def test_interrupted_run_continues_from_its_last_checkpoint(tiny_split, tmp_path, capsys):
+    with pytest.MonkeyPatch.context() as patch:
+        kill_on_call(patch, engine, "train_one_epoch", 2)  # killed during the second epoch
+        with pytest.raises(KeyboardInterrupt):
+            grid_search.main(grid_args(tmp_path, tiny_split.root, "--epochs", "2", "--lr-base", "1e-4"))
     capsys.readouterr()
     grid_search.main(grid_args(tmp_path, tiny_split.root, "--epochs", "2", "--lr-base", "1e-4"))
     assert "resuming after epoch 1" in capsys.readouterr().out

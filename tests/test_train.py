@@ -8,7 +8,7 @@ import train
 from caltech import engine
 from caltech.model import build_model, cached_weights_path
 from caltech.utils import UserError
-from conftest import read_scalars, run_script, train_args
+from conftest import kill_on_call, read_scalars, run_script, train_args
 
 TAGS = {"Loss/train", "Loss/val", "Accuracy/val", "Accuracy/train", "LR/base", "LR/fc"}
 
@@ -56,22 +56,14 @@ def test_optimizer_has_fc_and_base_groups_at_their_rates():
 
 
 @pytest.mark.parametrize("loader", ["cached", "pil"])
-def test_resumed_run_equals_uninterrupted_run(tiny_split, tmp_path, monkeypatch, loader):
+def test_resumed_run_equals_uninterrupted_run(tiny_split, tmp_path, loader):
     flags = ["--scratch", "--epochs", 3, "--loader", loader, "--threads", 1]
     train.main(train_args(tmp_path, tiny_split.root, *flags, "--run-name", "straight"))
 
-    real = engine.train_one_epoch
-    calls = []
-
-    def killed_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-    monkeypatch.setattr(engine, "train_one_epoch", killed_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(train_args(tmp_path, tiny_split.root, *flags, "--run-name", "broken"))
-    monkeypatch.setattr(engine, "train_one_epoch", real)
+    with pytest.MonkeyPatch.context() as patch:
+        kill_on_call(patch, engine, "train_one_epoch", 2)  # killed during the second epoch
+        with pytest.raises(KeyboardInterrupt):
+            train.main(train_args(tmp_path, tiny_split.root, *flags, "--run-name", "broken"))
     assert torch.load(tmp_path / "ckpt" / "broken" / "last.pth", weights_only=True)["epoch"] == 1
     # only the run name is given on resume: the recipe comes back from the checkpoint
     resumed = train_args(tmp_path, tiny_split.root, "--run-name", "broken", "--resume", "--threads", 1)
