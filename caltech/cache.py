@@ -1,4 +1,4 @@
-"""Decode and resize each image once: a uint8 NHWC `.npy` per (split, size), memory-mapped on use.
+"""Decode and resize each image once: a uint8 NCHW `.npy` per (split, size), memory-mapped on use.
 
 The resize is deterministic, so caching its result is exact; random crop, flip and normalisation
 run later on whole batches. The file name holds a hash of the split manifest and the size, so a
@@ -19,10 +19,11 @@ from .transforms import resize_uint8
 from .utils import UserError
 
 STALE_TMP_SECONDS = 600  # a temporary file untouched this long belongs to a killed build
+LAYOUT = "nchw-uint8"  # part of the cache key: a change of layout never reads an old file
 
 
 def cache_file(cache_dir, split, name, side):
-    key = hashlib.sha256(split.manifest + f"|{name}|{side}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(split.manifest + f"|{name}|{side}|{LAYOUT}".encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{name}_{side}px_{key}.npy"
 
 
@@ -40,19 +41,21 @@ def _valid(path, n, side):
         arr = np.load(path, mmap_mode="r")
     except (ValueError, OSError, EOFError):
         return False
-    return arr.dtype == np.uint8 and arr.shape == (n, side, side, 3)
+    return arr.dtype == np.uint8 and arr.shape == (n, 3, side, side)
 
 
-def load_or_build(cache_dir, split, name, side, workers=None):
+def load_or_build(cache_dir, split, name, side, workers=None, in_memory=False):
     """The cached images of split `name` at `side` x `side`, building the cache first if needed.
 
-    Returns a copy-on-write memory map: pages are read on use, never written back.
+    Returns a copy-on-write memory map (pages read on use, never written back), or with
+    `in_memory` the whole array read into RAM: random access (shuffled training batches) then
+    never waits on page faults.
     """
     path = cache_file(cache_dir, split, name, side)
     paths = [p for p, _ in split.samples[name]]
     if not _valid(path, len(paths), side):
         build(path, paths, side, workers)
-    return np.load(path, mmap_mode="c")
+    return np.load(path) if in_memory else np.load(path, mmap_mode="c")
 
 
 def build(path, paths, side, workers=None):
@@ -65,7 +68,7 @@ def build(path, paths, side, workers=None):
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     workers = workers or os.cpu_count() or 1
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), side, side, 3))
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), 3, side, side))
         jobs = [(p, side) for p in paths]
         bar = dict(total=len(jobs), desc=f"caching {path.name.split('_')[0]} at {side}px", unit="img",
                    disable=None)

@@ -40,7 +40,7 @@ class ImageList(Dataset):
 
 
 class CachedLoader:
-    """Batches from a uint8 NHWC array; augmentation (if any) runs batched on `device`."""
+    """Batches from a uint8 NCHW array; augmentation (if any) runs batched on `device`."""
 
     def __init__(self, images, labels, batch_size, device, seed, train, crop, channels_last=False,
                  on_device=False):
@@ -49,7 +49,7 @@ class CachedLoader:
             self.images = self.images.to(device)
         self.labels = torch.as_tensor(labels)
         self.batch_size, self.device, self.seed, self.train = batch_size, device, seed, train
-        self.transform = BatchTransform(device, crop if train else None, channels_last)
+        self.transform = BatchTransform(self.images.device, crop if train else None, channels_last)
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -62,14 +62,10 @@ class CachedLoader:
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "cached", self.epoch))
         n = len(self.labels)
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
-        pin = self.device.type == "cuda" and not self.images.is_cuda
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            images = self.images[idx.to(self.images.device)]
-            if pin:
-                images = images.pin_memory()
-            images = images.to(self.device, non_blocking=True)
-            yield self.transform(images, gen), self.labels[idx].to(self.device, non_blocking=True)
+            images = self.transform(self.images, idx, gen)  # on the images' device: the GPU, or the CPU
+            yield images.to(self.device, non_blocking=True), self.labels[idx].to(self.device, non_blocking=True)
 
 
 class PILLoader:
@@ -111,7 +107,7 @@ def build_loader(split, name, args, device, train=None):
     if args.loader == "pil":
         dataset = ImageList(samples, train_preset(args.image_size) if train else eval_preset(args.image_size))
         return PILLoader(dataset, batch_size, device, args.seed, train, args.workers, channels_last)
-    images = cache.load_or_build(args.cache_dir, split, name, resize if train else crop)
+    images = cache.load_or_build(args.cache_dir, split, name, resize if train else crop, in_memory=train)
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return CachedLoader(images, labels, batch_size, device, args.seed, train, crop, channels_last,
                         on_device=device.type == "cuda")

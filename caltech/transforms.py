@@ -34,31 +34,46 @@ def eval_preset(image_size=224):
 
 
 def resize_uint8(img, side):
-    """The presets' deterministic resize of an RGB PIL image, as an HxWx3 uint8 array (what the cache holds)."""
-    return np.asarray(F.resize(img, [side, side]), dtype=np.uint8)
+    """The presets' deterministic resize of an RGB PIL image, as a 3xHxW uint8 array (what the cache holds).
+
+    Channels first, so that a crop copies whole rows of one channel into the float batch."""
+    return np.asarray(F.resize(img, [side, side]), dtype=np.uint8).transpose(2, 0, 1)
+
+
+def crop_flip_params(n, side, size, generator):
+    """Per-sample crop offsets, uniform over every valid position, and flips with probability 1/2:
+    the distribution of torchvision's RandomCrop + RandomHorizontalFlip. Drawn from a CPU
+    `generator`, so the augmentation stream is the same on every device."""
+    top = torch.randint(0, side - size + 1, (n,), generator=generator)
+    left = torch.randint(0, side - size + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return top, left, flip
+
+
+def gather_crops(images, index, params, size):
+    """Crops (flipped where asked) of images[index] from a uint8 NCHW tensor, as one gather: for GPUs."""
+    top, left, flip = (t.to(images.device) for t in params)
+    steps = torch.arange(size, device=images.device)
+    rows = top[:, None] + steps
+    cols = left[:, None] + torch.where(flip[:, None], steps.flip(0), steps)
+    channels = torch.arange(images.shape[1], device=images.device)
+    return images[index.to(images.device)[:, None, None, None], channels[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def random_crop_flip(images, size, generator):
-    """Per-sample random crop and horizontal flip of a uint8 NHWC batch, as one gather.
-
-    Offsets are uniform over every valid position and flips have probability 1/2, drawn from
-    `generator` (on the CPU, so the stream is the same on every device): the distribution of
-    torchvision's RandomCrop + RandomHorizontalFlip.
-    """
-    n, h, w, _ = images.shape
-    top = torch.randint(0, h - size + 1, (n,), generator=generator)
-    left = torch.randint(0, w - size + 1, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    steps = torch.arange(size)
-    rows = top[:, None] + steps
-    cols = left[:, None] + torch.where(flip[:, None], steps.flip(0), steps)
-    batch = torch.arange(n)[:, None, None]
-    index = [t.to(images.device) for t in (batch, rows[:, :, None], cols[:, None, :])]
-    return images[index[0], index[1], index[2]]
+    """Random crop + horizontal flip of every image of a uint8 NCHW batch."""
+    params = crop_flip_params(images.shape[0], images.shape[2], size, generator)
+    return gather_crops(images, torch.arange(images.shape[0]), params, size)
 
 
 class BatchTransform:
-    """uint8 NHWC batch -> normalised float NCHW; random crop + flip first when `crop` is set."""
+    """images[index] of a uint8 NCHW tensor -> normalised float NCHW on the images' device.
+
+    With `crop`, each image is randomly cropped and flipped first (crop_flip_params); without, it
+    is used whole. On the GPU one gather does it; on the CPU a copy per image straight into the
+    float batch is several times faster than fancy indexing.
+    """
 
     def __init__(self, device, crop=None, channels_last=False):
         self.crop = crop
@@ -68,8 +83,21 @@ class BatchTransform:
         self.scale = 1.0 / (255.0 * std)
         self.shift = -torch.tensor(MEAN, device=device).view(1, 3, 1, 1) / std
 
-    def __call__(self, images, generator=None):
-        if self.crop is not None:
-            images = random_crop_flip(images, self.crop, generator)
-        x = images.permute(0, 3, 1, 2).float()
-        return (x * self.scale + self.shift).contiguous(memory_format=self.memory_format)
+    def __call__(self, images, index, generator=None):
+        n, side = len(index), images.shape[2]
+        size = self.crop or side
+        if self.crop:
+            params = crop_flip_params(n, side, size, generator)
+        else:
+            zeros = torch.zeros(n, dtype=torch.long)
+            params = (zeros, zeros, zeros.bool())
+        if images.device.type != "cpu":
+            x = gather_crops(images, index, params, size).float()
+            return x.mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)
+        x = torch.empty((n, 3, size, size), memory_format=self.memory_format)
+        scale, shift = self.scale[0], self.shift[0]
+        for k, (i, top, left, flip) in enumerate(zip(index.tolist(), *(p.tolist() for p in params), strict=True)):
+            view = images[i, :, top:top + size, left:left + size]
+            # normalised image by image while it is still in cache: faster than a pass over the batch
+            x[k].copy_(view.flip(2) if flip else view).mul_(scale).add_(shift)
+        return x

@@ -65,15 +65,15 @@ def test_only_the_training_loader_augments(tiny_split, tmp_path, kind):
 def test_crop_and_flip_have_torchvision_distribution():
     side, crop, n = 12, 8, 4000
     ii, jj = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-    coords = torch.stack([ii, jj, torch.zeros_like(ii)], dim=-1).to(torch.uint8)  # pixel = its own position
-    out = random_crop_flip(coords.expand(n, side, side, 3), crop, torch.Generator().manual_seed(0))
-    top, left_or_right = out[:, 0, 0, 0].long(), out[:, 0, 0, 1].long()
-    flipped = out[:, 0, 0, 1] > out[:, 0, -1, 1]
+    coords = torch.stack([ii, jj, torch.zeros_like(ii)]).to(torch.uint8)  # pixel = its own position
+    out = random_crop_flip(coords.expand(n, 3, side, side), crop, torch.Generator().manual_seed(0))
+    top, left_or_right = out[:, 0, 0, 0].long(), out[:, 1, 0, 0].long()
+    flipped = out[:, 1, 0, 0] > out[:, 1, 0, -1]
     left = torch.where(flipped, left_or_right - crop + 1, left_or_right)
     # the gather equals slicing (and reversing columns when flipped)
     for k in range(20):
-        ref = coords[top[k]:top[k] + crop, left[k]:left[k] + crop]
-        assert torch.equal(out[k], ref.flip(1) if flipped[k] else ref)
+        ref = coords[:, top[k]:top[k] + crop, left[k]:left[k] + crop]
+        assert torch.equal(out[k], ref.flip(2) if flipped[k] else ref)
     # uniform over all (side - crop + 1)^2 offsets, like RandomCrop; flips with probability 1/2
     counts = torch.bincount(top * (side - crop + 1) + left, minlength=(side - crop + 1) ** 2).float()
     assert (counts > 0).all()
@@ -81,7 +81,7 @@ def test_crop_and_flip_have_torchvision_distribution():
     assert ((counts - expected) ** 2 / expected).sum() < 60  # chi-square, 24 d.o.f.: p < 1e-4 to fail
     assert 0.45 < flipped.float().mean() < 0.55
     # torchvision's own transforms on the same image: the same support and flip rate
-    img = T.functional.to_pil_image(coords.permute(2, 0, 1))
+    img = T.functional.to_pil_image(coords)
     ref_tf = T.Compose([T.RandomCrop(crop), T.RandomHorizontalFlip()])
     torch.manual_seed(0)
     refs = [np.asarray(ref_tf(img)) for _ in range(1000)]
@@ -99,7 +99,8 @@ def test_cache_is_rebuilt_when_the_split_changes(tmp_path):
     images = cache.load_or_build(tmp_path / "cache", second, "val", 16)
     key = cache.cache_file
     assert key(tmp_path / "cache", first, "val", 16) != key(tmp_path / "cache", second, "val", 16)
-    expected = np.stack([np.asarray(T.functional.resize(pil_loader(p), [16, 16])) for p, _ in second.samples["val"]])
+    expected = np.stack([np.asarray(T.functional.resize(pil_loader(p), [16, 16])).transpose(2, 0, 1)
+                         for p, _ in second.samples["val"]])
     assert np.array_equal(images, expected)
     assert key(tmp_path / "cache", second, "val", 16) != key(tmp_path / "cache", second, "val", 20)
 
@@ -123,7 +124,7 @@ def test_a_half_written_cache_is_never_loaded(tiny_split, tmp_path, monkeypatch)
     path.with_name(f".{path.name}.tmp-99999").write_bytes(b"\x93NUMPY half")
     path.write_bytes(path.with_name(f".{path.name}.tmp-99999").read_bytes())
     images = cache.load_or_build(tmp_path, tiny_split, "test", 16, workers=1)
-    assert images.shape == (24, 16, 16, 3) and images.any()
+    assert images.shape == (24, 3, 16, 16) and images.any()
 
 
 def test_optimizer_steps_once_per_batch(tiny_split, tmp_path, monkeypatch):
@@ -145,3 +146,18 @@ def test_both_loaders_learn_the_same(tmp_path):
         accs[kind] = metrics["test_acc"]
     assert min(accs.values()) >= 0.6, accs  # chance is 0.25
     assert abs(accs["cached"] - accs["pil"]) <= 0.25, accs
+
+
+def test_cpu_and_gpu_batch_paths_agree(tiny_split, tmp_path):
+    """The per-image CPU path and the one-gather GPU path give the same crops, flips and values."""
+    from caltech.transforms import BatchTransform, crop_flip_params, gather_crops
+    images = torch.from_numpy(cache.load_or_build(tmp_path, tiny_split, "train", 37))
+    index = torch.tensor([4, 0, 19, 7, 7, 12])
+    cpu = BatchTransform(CPU, crop=32)(images, index, torch.Generator().manual_seed(3))
+    params = crop_flip_params(len(index), 37, 32, torch.Generator().manual_seed(3))
+    assert params[2].any() and not params[2].all()  # both flipped and unflipped images are compared
+    gpu_style = gather_crops(images, index, params, 32).float()
+    transform = BatchTransform(CPU)
+    assert torch.allclose(cpu, gpu_style * transform.scale + transform.shift, atol=1e-6)
+    whole = BatchTransform(CPU)(images, index)  # eval: no crop, no flip, just normalisation
+    assert torch.allclose(unnormalise(whole) * 255, images[index].float(), atol=1e-3)
