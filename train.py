@@ -135,8 +135,8 @@ def restore_recipe(args, saved):
 
 
 def main(args, on_epoch=None):
-    """Train one run; returns its final metrics. `on_epoch(stats)` is called after each epoch's
-    checkpoint is on disk (the Ray backend reports to Tune through it)."""
+    """Train one run; returns its final metrics. `on_epoch(stats)` is called after each epoch, its
+    checkpoints handed to the saver (the Ray backend reports to Tune through it)."""
     args = copy.copy(args)  # resolved below; the caller's namespace (a grid's) stays as it was
     if args.resume and not args.run_name:
         raise UserError("--resume needs --run-name (the folder name of the run to continue)")
@@ -192,53 +192,61 @@ def main(args, on_epoch=None):
     run_logdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_logdir / "hparams.json", json.dumps(hparams, indent=2) + "\n")
     logger = RunLogger(run_logdir, resume_epoch=state["epoch"])
+    saver = checkpoint.BackgroundSaver()
     meta = {"classes": split.classes, "hparams": hparams}
+    try:
+        for epoch in range(state["epoch"], args.epochs):
+            start = time.perf_counter()
+            seed_everything(derive_seed(args.seed, epoch))  # each epoch's randomness depends only on (seed, epoch)
+            train_loader.set_epoch(epoch)
+            lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
+            desc = f"epoch {epoch + 1}/{args.epochs}"
+            train = engine.train_one_epoch(net, train_loader, criterion, optimizer, scaler, ctx, len(split.classes),
+                                           device, desc=f"{desc} train")
+            val = engine.evaluate(net, val_loader, criterion, ctx, len(split.classes), device,
+                                  desc=f"{desc} val").summary()
+            scheduler.step()
+            stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
+                     **{f"val_{k}": v for k, v in val.items()}, **lrs}
+            logger.log_epoch(epoch, stats)  # flushed before this epoch's checkpoints are written
+            state["epoch"] = epoch + 1
+            state["history"].append(stats)
+            state["train_seconds"] += time.perf_counter() - start
+            is_best = val["acc"] > state["best_val_acc"]  # ties keep the earlier epoch
+            if is_best:
+                state["best_val_acc"], state["best_epoch"] = val["acc"], epoch
+                saver.save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_acc": val["acc"]},
+                           run_ckpt_dir / "best.pth")
+            saver.save({**meta, **state, "model": model.state_dict(), "val_acc": val["acc"],
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict()}, run_ckpt_dir / "last.pth")
+            print(f"{desc}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  val loss {val['loss']:.4f} "
+                  f"acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  lr {lrs['lr_base']:.0e}/"
+                  f"{lrs['lr_fc']:.0e}  {time.perf_counter() - start:.0f}s" + ("  *best" if is_best else ""))
+            if on_epoch is not None:
+                on_epoch(stats)
+        saver.wait()
+        metrics = test_best(net, model, split, args, device, ctx, state, run_ckpt_dir)
+        logger.log_hparams(hparams, metrics, step=args.epochs - 1)
+    finally:
+        saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
+        logger.close()
+    return metrics
 
-    for epoch in range(state["epoch"], args.epochs):
-        start = time.perf_counter()
-        seed_everything(derive_seed(args.seed, epoch))  # each epoch's randomness depends only on (seed, epoch)
-        train_loader.set_epoch(epoch)
-        lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
-        train = engine.train_one_epoch(net, train_loader, criterion, optimizer, scaler, ctx, len(split.classes),
-                                       device, desc=f"epoch {epoch + 1}/{args.epochs} train")
-        val = engine.evaluate(net, val_loader, criterion, ctx, len(split.classes), device,
-                              desc=f"epoch {epoch + 1}/{args.epochs} val").summary()
-        scheduler.step()
-        stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
-                 **{f"val_{k}": v for k, v in val.items()}, **lrs}
-        logger.log_epoch(epoch, stats)
-        state["epoch"] = epoch + 1
-        state["history"].append(stats)
-        state["train_seconds"] += time.perf_counter() - start
-        is_best = val["acc"] > state["best_val_acc"]  # ties keep the earlier epoch
-        if is_best:
-            state["best_val_acc"], state["best_epoch"] = val["acc"], epoch
-            checkpoint.save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_acc": val["acc"]},
-                            run_ckpt_dir / "best.pth")
-        checkpoint.save({**meta, **state, "model": model.state_dict(), "val_acc": val["acc"],
-                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "scaler": scaler.state_dict()}, run_ckpt_dir / "last.pth")
-        print(f"epoch {epoch + 1}/{args.epochs}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
-              f"val loss {val['loss']:.4f} acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  "
-              f"lr {lrs['lr_base']:.0e}/{lrs['lr_fc']:.0e}  {time.perf_counter() - start:.0f}s"
-              + ("  *best" if is_best else ""))
-        if on_epoch is not None:
-            on_epoch(stats)
 
-    best = checkpoint.load(run_ckpt_dir / "best.pth")
-    model.load_state_dict(best["model"])
-    test = engine.evaluate(net, build_loader(split, "test", args, device), criterion, ctx, len(split.classes),
-                           device, desc="test").summary()
-    best_stats = state["history"][state["best_epoch"]]
+def test_best(net, model, split, args, device, ctx, state, run_ckpt_dir):
+    """Evaluate best.pth on the test split; write and return the run's final metrics."""
+    model.load_state_dict(checkpoint.load(run_ckpt_dir / "best.pth")["model"])
+    test = engine.evaluate(net, build_loader(split, "test", args, device), nn.CrossEntropyLoss(), ctx,
+                           len(split.classes), device, desc="test").summary()
     metrics = {"run": args.run_name, "epochs": args.epochs, "best_epoch": state["best_epoch"],
-               "best_val_acc": state["best_val_acc"], "val_mean_class_acc": best_stats["val_mean_class_acc"],
+               "best_val_acc": state["best_val_acc"],
+               "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],
                "test_acc": test["acc"], "test_mean_class_acc": test["mean_class_acc"], "test_top5": test["top5"],
                "n_test": test["n"], "train_seconds": state["train_seconds"],
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process, so far
                "best_checkpoint": str(run_ckpt_dir / "best.pth")}
     atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    logger.log_hparams(hparams, metrics, step=args.epochs - 1)
-    logger.close()
     print(f"best epoch {state['best_epoch'] + 1} (val acc {state['best_val_acc']:.4f}); test: accuracy "
           f"{test['acc']:.4f}, mean per-class accuracy {test['mean_class_acc']:.4f}, top-5 {test['top5']:.4f} "
           f"on {test['n']} images")

@@ -8,6 +8,7 @@ run's resolved settings, `vars(args)`). `last.pth` adds `optimizer`, `scheduler`
 """
 import pickle
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -22,6 +23,47 @@ def save(state, path):
     """Write `state` to `path` through a temporary file: a kill leaves the previous file intact."""
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
+
+
+def snapshot(state):
+    """A CPU copy of every tensor in `state`, which training may go on changing in place."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: snapshot(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(snapshot(v) for v in state)
+    return state
+
+
+class BackgroundSaver:
+    """Writes checkpoints on one thread, in order, so the next epoch starts at once.
+
+    Serialising `last.pth` (weights and Adam state, about 180 MB with `best.pth`) takes a fraction of
+    a second: next to a GPU epoch of a second or two that is worth hiding. At most `max_pending`
+    writes wait; `close()` (also on Ctrl-C, via train.py's `finally`) finishes them all.
+    """
+
+    def __init__(self, max_pending=2):
+        self.pool, self.pending, self.max_pending = ThreadPoolExecutor(1), [], max_pending
+
+    def save(self, state, path):
+        for done in [f for f in self.pending if f.done()]:
+            done.result()  # a failed write (a full disk, say) raises here, in the training loop
+            self.pending.remove(done)
+        while len(self.pending) >= self.max_pending:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(save, snapshot(state), path))
+
+    def wait(self):
+        while self.pending:
+            self.pending.pop(0).result()
+
+    def close(self):
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown()
 
 
 def load(path):

@@ -92,8 +92,8 @@ class BatchTransform:
             zeros = torch.zeros(n, dtype=torch.long)
             params = (zeros, zeros, zeros.bool())
         if images.device.type != "cpu":
-            x = gather_crops(images, index, params, size).float()
-            return x.mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)
+            x = gather_crops(images, index, params, size) if self.crop else images[index.to(images.device)]
+            return x.float().mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)
         x = torch.empty((n, 3, size, size), memory_format=self.memory_format)
         scale, shift = self.scale[0], self.shift[0]
         for k, (i, top, left, flip) in enumerate(zip(index.tolist(), *(p.tolist() for p in params), strict=True)):

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 _UMASK = os.umask(0o022)  # read the process umask (os.umask sets it too) ...
 os.umask(_UMASK)  # ... and put it back
 
