@@ -1,0 +1,11 @@
+"""ResNet-18 on Caltech-101: the logic behind the top-level scripts, one module per concern.
+
+Data:      source (find, download, unpack) -> split (the 24/6/rest split folder) ->
+           transforms (the published presets, batched crop/flip) -> cache (resized uint8 images) ->
+           datasets (loaders yielding ready batches on the device)
+Model:     model (ResNet-18, new fc, two Adam parameter groups)
+Training:  engine (the one train loop and eval loop) -> checkpoint (plain dicts, atomic, safe load)
+           -> runlog (TensorBoard) -> metrics (overall, mean per-class, top-5)
+Grid:      grid (trials, results CSV, choice on validation), ray_tune (the optional Ray backend)
+Reporting: report (figures, RESULTS.md), bench (side-by-side speed)
+"""
