@@ -86,17 +86,14 @@ class BatchTransform:
     def __call__(self, images, index, generator=None):
         n, side = len(index), images.shape[2]
         size = self.crop or side
-        if self.crop:
-            params = crop_flip_params(n, side, size, generator)
-        else:
-            zeros = torch.zeros(n, dtype=torch.long)
-            params = (zeros, zeros, zeros.bool())
+        params = crop_flip_params(n, side, size, generator) if self.crop else None
         if images.device.type != "cpu":
-            x = gather_crops(images, index, params, size) if self.crop else images[index.to(images.device)]
+            x = gather_crops(images, index, params, size) if params else images[index.to(images.device)]
             return x.float().mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)
         x = torch.empty((n, 3, size, size), memory_format=self.memory_format)
         scale, shift = self.scale[0], self.shift[0]
-        for k, (i, top, left, flip) in enumerate(zip(index.tolist(), *(p.tolist() for p in params), strict=True)):
+        offsets = [p.tolist() for p in params] if params else ([0] * n, [0] * n, [False] * n)
+        for k, (i, top, left, flip) in enumerate(zip(index.tolist(), *offsets, strict=True)):
             view = images[i, :, top:top + size, left:left + size]
             # normalised image by image while it is still in cache: faster than a pass over the batch
             x[k].copy_(view.flip(2) if flip else view).mul_(scale).add_(shift)

@@ -107,3 +107,17 @@ def kill_on_call(monkeypatch, owner, name, n):
         return real(*args, **kwargs)
     monkeypatch.setattr(owner, name, wrapper)
     return calls
+
+
+def grid_flags(out, data, *extra):
+    """grid_search.py flags for a tiny 1-epoch scratch CPU grid writing everything under `out`."""
+    return ["--data", str(data), "--image-size", "32", "--batch-size", "8", "--device", "cpu", "--workers", "0",
+            "--logdir", str(out / "runs"), "--ckpt-dir", str(out / "ckpt"), "--results", str(out / "results.csv"),
+            "--scratch", "--epochs", "1", "--lr-fc", "1e-3", *map(str, extra)]
+
+
+def read_rows(path):
+    """The rows of a CSV file as dicts of strings."""
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

@@ -11,20 +11,11 @@ import grid_search
 import train
 from caltech import engine, grid
 from caltech.utils import UserError
-from conftest import ORIGINAL_RUNS, kill_on_call, make_image_folder, run_script
+from conftest import ORIGINAL_RUNS, grid_flags, kill_on_call, make_image_folder, read_rows, run_script
 
 
 def grid_args(tmp_path, data, *flags):
-    return grid_search.get_args_parser().parse_args(
-        ["--data", str(data), "--image-size", "32", "--batch-size", "8", "--device", "cpu", "--workers", "0",
-         "--logdir", str(tmp_path / "runs"), "--ckpt-dir", str(tmp_path / "ckpt"),
-         "--results", str(tmp_path / "results.csv"), "--scratch", "--epochs", "1", "--lr-fc", "1e-3",
-         *map(str, flags)])
-
-
-def read_rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return grid_search.get_args_parser().parse_args(grid_flags(tmp_path, data, *flags))
 
 
 def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_split, tmp_path, capsys):

@@ -1,6 +1,5 @@
 """grid_search.py --backend ray: the same rows as sequential, a crashed trial retried from its last.pth,
 a killed driver resumed without repeats. Skipped when Ray is not installed (requirements-ray.txt)."""
-import csv
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import torch
 import grid_search
 from caltech import grid, ray_tune
 from caltech.utils import UserError
-from conftest import ROOT
+from conftest import ROOT, grid_flags, read_rows
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +35,12 @@ def one_thread():
 
 
 def flags(out, data, *extra):
-    """A tiny 1-thread CPU grid writing everything under `out` (the test_grid.py pattern)."""
-    return ["--data", str(data), "--image-size", "32", "--batch-size", "8", "--device", "cpu", "--workers", "0",
-            "--threads", "1", "--logdir", str(out / "runs"), "--ckpt-dir", str(out / "ckpt"),
-            "--results", str(out / "results.csv"), "--scratch", "--epochs", "1", "--lr-fc", "1e-3",
-            "--cpus-per-trial", "1", *map(str, extra)]
+    """The test_grid.py grid, with 1-thread trials so CPU floating point matches between backends."""
+    return grid_flags(out, data, "--threads", "1", "--cpus-per-trial", "1", *extra)
 
 
 def grid_args(out, data, *extra):
     return grid_search.get_args_parser().parse_args(flags(out, data, *extra))
-
-
-def read_rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def tune_reports(ckpt_dir):
