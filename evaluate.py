@@ -34,6 +34,9 @@ def get_args_parser(add_help=True):
     group.add_argument("--data", default=None,
                        help="split folder (default: the one the checkpoint was trained on)")
     group.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default: test)")
+    group.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                       help="average each image's prediction with its mirror's (default: as the run was trained, "
+                            "off for the published recipe)")
     group = parser.add_argument_group("outputs")
     group.add_argument("--out", default=None,
                        help="folder for per_class.csv, confusion.csv and confusion.png (default: none)")
@@ -96,11 +99,14 @@ def main(args):
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     ctx, _, _ = engine.precision(device, getattr(run, "amp", True))
     loader = build_loader(split, args.split, run, device, train=False)
-    meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device, desc=args.split)
+    tta = getattr(run, "tta", False) if args.tta is None else args.tta
+    meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device, desc=args.split,
+                            tta=tta)
     stats = meter.summary()
     metrics = {"accuracy": stats["acc"], "mean_class_accuracy": stats["mean_class_acc"],
                "top5_accuracy": stats["top5"], "n_images": stats["n"], "split": args.split}
-    print(f"checkpoint: {path} (epoch {ckpt['epoch']}, val acc {ckpt['val_acc']:.4f})")
+    print(f"checkpoint: {path} (epoch {ckpt['epoch']}, val acc {ckpt['val_acc']:.4f})"
+          + (", flip test-time augmentation" if tta else ""))
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     if args.json:

@@ -72,7 +72,7 @@ def run_sequential(trials, args, on_result):
 
 
 def main(args):
-    trials = grid.make_trials(args.epochs, args.lr_fc, args.lr_base, args.seeds, args.scratch)
+    trials = grid.make_trials(args.epochs, args.lr_fc, args.lr_base, args.seeds, args.scratch, train.recipe_tag(args))
     if args.fresh:
         grid.forget(args.results, trials, args.logdir, args.ckpt_dir)
     done = {grid.row_key(r) for r in grid.read_results(args.results)}

@@ -22,6 +22,8 @@ from torch import nn
 from caltech import checkpoint, engine
 from caltech.datasets import build_loader
 from caltech.model import build_model, param_groups
+from caltech.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from caltech.transforms import AUTO_AUGMENT, CROPS
 from caltech.runlog import RunLogger
 from caltech.split import ensure_split
 from caltech.utils import (
@@ -35,9 +37,12 @@ from caltech.utils import (
 )
 
 DEFAULT_DATA = "data/caltech101_split"
-# Settings that decide what a run computes: a resumed run keeps them.
+# Settings that decide what a run computes: a resumed run keeps them, TensorBoard's HParams shows them
+# (paths and runtime settings stay in hparams.json only).
+OPTIONS = ("train_crop", "min_scale", "auto_augment", "label_smoothing", "optimizer", "weight_decay", "momentum",
+           "schedule", "warmup_epochs", "mixup", "cutmix", "tta")
 RECIPE = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "batch_size", "step_size", "gamma", "image_size",
-          "loader")
+          "loader", *OPTIONS)
 
 
 def add_data_args(parser):
@@ -68,6 +73,34 @@ def add_recipe_args(parser):
     group.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
     group.add_argument("--step-size", type=int, default=10, help="StepLR period in epochs (default: 10)")
     group.add_argument("--gamma", type=float, default=0.1, help="StepLR factor (default: 0.1)")
+    group = parser.add_argument_group("recipe options (off by default: the published recipe)")
+    group.add_argument("--train-crop", choices=CROPS, default="random",
+                       help="random: random crop of the 256x256 resize (published); resized: torchvision's "
+                            "RandomResizedCrop of it, scale (--min-scale, 1), ratio (3/4, 4/3) (default: random)")
+    group.add_argument("--min-scale", type=float, default=0.08,
+                       help="smallest crop area, as a fraction of the image, for --train-crop resized (default: 0.08)")
+    group.add_argument("--auto-augment", choices=AUTO_AUGMENT, default="none",
+                       help="torchvision's TrivialAugmentWide or RandAugment after crop and flip (default: none)")
+    group.add_argument("--label-smoothing", type=float, default=0.0,
+                       help="label smoothing of the training loss (default: 0)")
+    group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                       help="adam (published), adamw, or sgd with Nesterov momentum; all keep the fc/base "
+                            "learning rates (default: adam)")
+    group.add_argument("--weight-decay", type=float, default=0.0,
+                       help="weight decay of every parameter; decoupled for adamw (default: 0)")
+    group.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    group.add_argument("--schedule", choices=SCHEDULES, default="step",
+                       help="step: StepLR --step-size/--gamma (published); cosine: cosine annealing to 0 at "
+                            "the last epoch (default: step)")
+    group.add_argument("--warmup-epochs", type=int, default=0,
+                       help="linear warm-up epochs before the schedule, from 1/(N+1) of each rate (default: 0)")
+    group.add_argument("--mixup", type=float, default=0.0,
+                       help="MixUp alpha (torchvision.transforms.v2.MixUp); 0 = off (default: 0)")
+    group.add_argument("--cutmix", type=float, default=0.0,
+                       help="CutMix alpha (torchvision.transforms.v2.CutMix); with --mixup too, one of the two "
+                            "per batch; 0 = off (default: 0)")
+    group.add_argument("--tta", action="store_true",
+                       help="validate and test on the mean prediction of each image and its mirror (default: off)")
 
 
 def add_runtime_args(parser):
@@ -115,9 +148,25 @@ def get_args_parser(add_help=True):
     return parser
 
 
+# option -> short name part of a run that differs from the published recipe there
+TAGS = {"train_crop": "crop-{}", "min_scale": "scale{}", "auto_augment": "{}",
+        "label_smoothing": "ls{}", "optimizer": "{}", "weight_decay": "wd{}", "momentum": "mom{}", "schedule": "{}",
+        "warmup_epochs": "warm{}", "mixup": "mixup{}", "cutmix": "cutmix{}", "tta": "tta"}
+
+
+def recipe_tag(args):
+    """The non-default recipe settings of `args` as a name part, e.g. 'px112_adamw_wd0.05' ('' for the
+    published recipe); options that do nothing in this recipe (SGD momentum for Adam, ...) are left out."""
+    defaults = vars(get_args_parser().parse_args([]))
+    unused = {"min_scale": args.train_crop != "resized", "momentum": args.optimizer != "sgd"}
+    return "_".join(TAGS[k].format(getattr(args, k)) for k in TAGS
+                    if getattr(args, k) != defaults[k] and not unused.get(k))
+
+
 def default_run_name(args):
     mode = "scratch" if args.scratch else "finetune"
-    return (f"{mode}_ep{args.epochs}_fc{args.lr_fc}_base{args.lr_base}_s{args.seed}_"
+    tag = recipe_tag(args)
+    return (f"{mode}_ep{args.epochs}_fc{args.lr_fc}_base{args.lr_base}_s{args.seed}_{tag + '_' if tag else ''}"
             f"{datetime.now().strftime('%m%d_%H%M%S')}")
 
 
@@ -125,10 +174,11 @@ def restore_recipe(args, saved):
     """On --resume, take the run's saved recipe; refuse a flag given explicitly with another value."""
     defaults = vars(get_args_parser().parse_args([]))
     for key in RECIPE:
-        if getattr(args, key) not in (saved[key], defaults[key]):
+        value = saved.get(key, defaults[key])  # a run saved before an option existed ran without it
+        if getattr(args, key) not in (value, defaults[key]):
             raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} differs from run {args.run_name}'s "
-                            f"{saved[key]}; resume with the run's settings or start a new --run-name")
-        setattr(args, key, saved[key])
+                            f"{value}; resume with the run's settings or start a new --run-name")
+        setattr(args, key, value)
     args.weights = saved["weights"]  # for the record: the resumed weights come from last.pth
     if args.data == defaults["data"]:
         args.data = saved["data"]
@@ -142,6 +192,10 @@ def main(args, on_epoch=None):
         raise UserError("--resume needs --run-name (the folder name of the run to continue)")
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
+    if not 0 < args.min_scale <= 1 or not 0 <= args.label_smoothing < 1 or min(args.mixup, args.cutmix) < 0:
+        raise UserError("--min-scale must be in (0, 1], --label-smoothing in [0, 1), --mixup and --cutmix >= 0")
+    if not 0 <= args.warmup_epochs < args.epochs:
+        raise UserError(f"--warmup-epochs must be between 0 and --epochs - 1 ({args.epochs - 1})")
     device = select_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -171,8 +225,9 @@ def main(args, on_epoch=None):
     seed_everything(args.seed)
     model = build_model(len(split.classes), scratch=args.scratch or resume is not None, weights=args.weights)
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    optimizer = torch.optim.Adam(param_groups(model, args.lr_fc, args.lr_base))
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=args.gamma)
+    optimizer = build_optimizer(param_groups(model, args.lr_fc, args.lr_base), args.optimizer, args.weight_decay,
+                                args.momentum)
+    scheduler = build_scheduler(optimizer, args.schedule, args.epochs, args.step_size, args.gamma, args.warmup_epochs)
     state = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": -1, "history": [], "train_seconds": 0.0}
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -181,7 +236,8 @@ def main(args, on_epoch=None):
         scaler.load_state_dict(resume["scaler"])
         state = {k: resume[k] for k in state}
     net = torch.compile(model) if args.compile else model
-    criterion = nn.CrossEntropyLoss()
+    criterion = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)  # training only: val/test loss is plain
+    mix = engine.batch_mixer(args.mixup, args.cutmix, len(split.classes))
 
     train_loader = build_loader(split, "train", args, device)
     val_loader = build_loader(split, "val", args, device)
@@ -202,9 +258,9 @@ def main(args, on_epoch=None):
             lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
             desc = f"epoch {epoch + 1}/{args.epochs}"
             train = engine.train_one_epoch(net, train_loader, criterion, optimizer, scaler, ctx, len(split.classes),
-                                           device, desc=f"{desc} train")
-            val = engine.evaluate(net, val_loader, criterion, ctx, len(split.classes), device,
-                                  desc=f"{desc} val").summary()
+                                           device, desc=f"{desc} train", mix=mix)
+            val = engine.evaluate(net, val_loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device,
+                                  desc=f"{desc} val", tta=args.tta).summary()
             scheduler.step()
             stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
                      **{f"val_{k}": v for k, v in val.items()}, **lrs}
@@ -227,7 +283,7 @@ def main(args, on_epoch=None):
                 on_epoch(stats)
         saver.wait()
         metrics = test_best(net, model, split, args, device, ctx, state, run_ckpt_dir)
-        logger.log_hparams(hparams, metrics, step=args.epochs - 1)
+        logger.log_hparams({k: hparams[k] for k in (*RECIPE, "num_classes")}, metrics, step=args.epochs - 1)
     finally:
         saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
         logger.close()
@@ -238,7 +294,7 @@ def test_best(net, model, split, args, device, ctx, state, run_ckpt_dir):
     """Evaluate best.pth on the test split; write and return the run's final metrics."""
     model.load_state_dict(checkpoint.load(run_ckpt_dir / "best.pth")["model"])
     test = engine.evaluate(net, build_loader(split, "test", args, device), nn.CrossEntropyLoss(), ctx,
-                           len(split.classes), device, desc="test").summary()
+                           len(split.classes), device, desc="test", tta=args.tta).summary()
     metrics = {"run": args.run_name, "epochs": args.epochs, "best_epoch": state["best_epoch"],
                "best_val_acc": state["best_val_acc"],
                "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],

@@ -5,6 +5,7 @@ all run these two functions. Precision is decided once by `precision()`, outside
 loop bodies have no AMP branches.
 """
 import contextlib
+import math
 
 import torch
 from tqdm import tqdm
@@ -34,14 +35,30 @@ def progress(loader, desc, meter, every=10):
             bar.set_postfix(loss=f"{meter.loss:.3f}", acc=f"{meter.acc:.3f}", refresh=False)
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scaler, ctx, num_classes, device, desc="train"):
-    """One pass over `loader` with one optimizer step per batch; returns {loss, acc, mean_class_acc, top5, n}."""
+def batch_mixer(mixup=0.0, cutmix=0.0, num_classes=None):
+    """torchvision's MixUp and/or CutMix (one of the two per batch when both alphas are set), or None.
+
+    They draw from torch's global generator, which the training loop seeds per epoch."""
+    from torchvision.transforms import v2
+    mixers = [cls(alpha=alpha, num_classes=num_classes)
+              for alpha, cls in ((mixup, v2.MixUp), (cutmix, v2.CutMix)) if alpha > 0]
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+
+
+def train_one_epoch(model, loader, criterion, optimizer, scaler, ctx, num_classes, device, desc="train", mix=None):
+    """One pass over `loader` with one optimizer step per batch; returns {loss, acc, mean_class_acc, top5, n}.
+
+    `mix(images, labels) -> (images, soft targets)` (MixUp / CutMix) changes what the loss sees; the
+    accuracy is still counted against each image's own label."""
     model.train()
     meter = Meter(num_classes, device)
     for images, labels in progress(loader, desc, meter):
+        images, targets = mix(images, labels) if mix is not None else (images, labels)
         with ctx:
             logits = model(images)
-            loss = criterion(logits, labels)
+            loss = criterion(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -50,14 +67,25 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, ctx, num_classe
     return meter.summary()
 
 
+def predict_logits(model, images, ctx, tta=False):
+    """Float logits of a batch; with `tta`, the log of the mean softmax of the image and its mirror
+    (a log-probability is a valid logit: cross-entropy and arg-max read it unchanged)."""
+    with ctx:
+        logits = model(images).float()
+        if not tta:
+            return logits
+        mirrored = model(images.flip(3)).float()
+    return torch.stack([logits.log_softmax(1), mirrored.log_softmax(1)]).logsumexp(0) - math.log(2)
+
+
 @torch.no_grad()
-def evaluate(model, loader, criterion, ctx, num_classes, device, desc="eval"):
-    """One pass without gradients; returns the Meter (`.summary()` for the dict, `.matrix()` for the confusion)."""
+def evaluate(model, loader, criterion, ctx, num_classes, device, desc="eval", tta=False):
+    """One pass without gradients; returns the Meter (`.summary()` for the dict, `.matrix()` for the confusion).
+
+    `tta` averages the predictions of each image and its horizontal mirror."""
     model.eval()
     meter = Meter(num_classes, device)
     for images, labels in progress(loader, desc, meter):
-        with ctx:
-            logits = model(images)
-            loss = criterion(logits.float(), labels)
-        meter.update(loss, logits.float(), labels)
+        logits = predict_logits(model, images, ctx, tta)
+        meter.update(criterion(logits, labels), logits, labels)
     return meter

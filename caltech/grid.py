@@ -14,7 +14,8 @@ from pathlib import Path
 from .utils import atomic_path, atomic_write_text
 
 PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
-COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run"]
+# Recipe: the run's non-default recipe options (train.recipe_tag), empty for the published recipe
+COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe"]
 ACCURACIES = ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"]
 
 
@@ -26,30 +27,32 @@ class Trial:
     lr_base: float
     seed: int
     scratch: bool
+    recipe: str = ""  # the grid's non-default recipe options, so that their runs never pass for published ones
 
     @property
     def run_name(self):
         mode = "scratch" if self.scratch else "grid"
-        return f"{mode}_exp{self.experiment}_ep{self.epochs}_fc{self.lr_fc}_base{self.lr_base}_s{self.seed}"
+        name = f"{mode}_exp{self.experiment}_ep{self.epochs}_fc{self.lr_fc}_base{self.lr_base}_s{self.seed}"
+        return f"{name}_{self.recipe}" if self.recipe else name
 
     @property
     def key(self):
-        return (self.epochs, self.lr_fc, self.lr_base, self.seed, self.scratch)
+        return (self.epochs, self.lr_fc, self.lr_base, self.seed, self.scratch, self.recipe)
 
 
-def make_trials(epochs, lr_fcs, lr_bases, seeds, scratch=False):
+def make_trials(epochs, lr_fcs, lr_bases, seeds, scratch=False, recipe=""):
     """Configurations numbered as published (epochs, then lr_fc, then lr_base vary slowest to fastest).
 
     Seed-major order: the whole grid for the first seed finishes before any repeat starts.
     """
     configs = list(itertools.product(epochs, lr_fcs, lr_bases))
-    return [Trial(i, e, fc, base, seed, scratch)
+    return [Trial(i, e, fc, base, seed, scratch, recipe)
             for seed in seeds for i, (e, fc, base) in enumerate(configs, 1)]
 
 
 def row_key(row):
     return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), int(row["Seed"]),
-            row["Scratch"] == "True")
+            row["Scratch"] == "True", row.get("Recipe") or "")
 
 
 def make_row(trial, metrics):
@@ -57,7 +60,7 @@ def make_row(trial, metrics):
             "Best_Val_Acc": f"{metrics['best_val_acc']:.4f}", "Test_Acc": f"{metrics['test_acc']:.4f}",
             "Test_Mean_Class_Acc": f"{metrics['test_mean_class_acc']:.4f}", "Seed": trial.seed,
             "Scratch": str(trial.scratch), "Train_Seconds": f"{metrics['train_seconds']:.1f}",
-            "Run": trial.run_name}
+            "Run": trial.run_name, "Recipe": trial.recipe}
 
 
 def read_results(path):
@@ -94,7 +97,8 @@ def forget(path, trials, logdir, ckpt_dir):
 
 def _config(row):
     # .get: the published CSV has no Scratch column (all its grid runs fine-tune)
-    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), row.get("Scratch", "False"))
+    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), row.get("Scratch", "False"),
+            row.get("Recipe") or "")
 
 
 def choose_best(rows):

@@ -2,7 +2,12 @@
 
 report.py's logic lives here: the grid's results CSV and the runs' TensorBoard scalars (read, never
 recomputed) become learning curves, evaluate.py's tables become figures, and all of it RESULTS.md.
-Accuracies are drawn and tabled in percent.
+Accuracies are drawn and tabled in percent. `plot_runs` draws one scalar of any run folders, from any
+TensorBoard roots, for figures of other scripts:
+
+    plot_runs([("published, scratch", "../shared/original_runs/scratch_ep30_fc0.001_base0.0001_0527_182610"),
+               ("ours, scratch", "runs/scratch")], "Accuracy/val", "validation accuracy (%)",
+              "From scratch, with and without augmentation", Path("study.png"))
 """
 import csv
 import json
@@ -33,6 +38,9 @@ CURVES = [("val_accuracy", "Accuracy/val", "validation accuracy (%)", "Validatio
 COLOURS = plt.get_cmap("tab10").colors
 # From-scratch runs are dashed, in colours outside tab10, so they never look like a grid configuration.
 SCRATCH_STYLES = [{"color": c, "linestyle": "--"} for c in ("black", "dimgray", "darkgoldenrod", "darkslateblue")]
+# Runs from other folders (--compare, plot_runs): solid, with markers, so they are told apart from both.
+COMPARE_STYLES = [{"color": c, "linestyle": "-", "marker": m, "markersize": 3.5}
+                  for c, m in (("crimson", "o"), ("teal", "s"), ("darkorange", "^"), ("darkviolet", "D"))]
 WORST_CLASSES = 15
 
 
@@ -42,8 +50,9 @@ def save_figure(fig, path):
     plt.close(fig)
 
 
-def plot_confusion(confusion, classes, path):
-    """Row-normalised confusion matrix (each true class sums to 1), so small classes stay visible."""
+def plot_confusion(confusion, classes, path, subject=None):
+    """Row-normalised confusion matrix (each true class sums to 1), so small classes stay visible; `subject`
+    names the model in the title."""
     rows = confusion.double()
     rows = rows / rows.sum(dim=1, keepdim=True).clamp(min=1)
     n = len(classes)
@@ -56,7 +65,8 @@ def plot_confusion(confusion, classes, path):
     ax.set_yticks(ticks, classes, fontsize=fontsize)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Confusion matrix (row-normalised), {int(confusion.sum())} images")
+    of = f" of the {subject} model" if subject else ""
+    ax.set_title(f"Confusion matrix{of} (row-normalised), {int(confusion.sum())} images")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     save_figure(fig, path)
 
@@ -134,6 +144,28 @@ def locate(row, runs_dir):
     if len(matches) > 1:  # the folder names end in a timestamp: the last is the newest
         warn(f"{len(matches)} folders in {runs_dir} match {describe(row)}; using the newest, {matches[-1].name}")
     return matches[-1]
+
+
+def check_run_folder(folder, what):
+    """`folder` as a Path, if it is a folder holding a TensorBoard event file; else a UserError naming `what`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{what} {folder} is not a folder; pass one run's folder, the one holding its "
+                        "events.out.tfevents.* files")
+    if not any(folder.glob("events.out.tfevents.*")):
+        raise UserError(f"{what} {folder} holds no events.out.tfevents.* file; pass one run's folder, not a "
+                        "TensorBoard root or a checkpoint folder")
+    return folder
+
+
+def parse_compare(value):
+    """(label, folder) of a --compare LABEL=RUN_DIR value, checked; a UserError (one sentence) if it is wrong."""
+    label, sep, folder = value.partition("=")
+    label, folder = label.strip(), folder.strip()
+    if not sep or not label or not folder:
+        raise UserError(f"--compare {value!r} is not LABEL=RUN_DIR; write it as --compare "
+                        '"this code, scratch=runs/scratch"')
+    return label, check_run_folder(folder, f"--compare {label}:")
 
 
 def read_hparams(folder):
@@ -264,6 +296,25 @@ def epoch_ticks(last):
     return sorted({1, *range(step, last + 1, step)})
 
 
+def compare_series(pairs):
+    """plot_curves' series of (label, folder) or (label, folder, style) pairs; COMPARE_STYLES where no style is
+    given."""
+    return [(label, style[0] if style else COMPARE_STYLES[i % len(COMPARE_STYLES)], [Run(Path(folder))])
+            for i, (label, folder, *style) in enumerate(pairs)]
+
+
+def plot_runs(series, tag, ylabel, title, path, logs=None):
+    """One curve of `tag` per run of `series`, (label, run folder) or (label, run folder, matplotlib style)
+    pairs, from any TensorBoard roots; accuracies in percent. Returns the path, or None if no run has the tag.
+
+    Each folder must hold the run's event files (a UserError otherwise); a folder without `tag` is left out
+    with a warning. Figures 4-6 draw their --compare runs with the same code.
+    """
+    for label, folder, *_ in series:
+        check_run_folder(folder, f"run {label!r}:")
+    return plot_curves(compare_series(series), tag, ylabel, title, Path(path), logs or Logs())
+
+
 def grid_figures(runs, out, logs, epochs):
     """Figures 1-3: each configuration of the grid, in experiment order, one colour for it in all three."""
     configs = {}
@@ -281,14 +332,16 @@ def grid_figures(runs, out, logs, epochs):
     return figures, {c: s for c, (_, s, _) in zip(configs, series, strict=True)}
 
 
-def versus_figures(best, styles, scratch, out, logs):
-    """Figures 4-6: the chosen fine-tuned run, in its colour of figures 1-3, against every from-scratch run."""
+def versus_figures(best, styles, scratch, out, logs, compare=()):
+    """Figures 4-6: the chosen fine-tuned run, in its colour of figures 1-3, against every from-scratch run and
+    the (label, folder) runs of `compare`, from any folder."""
     series = []
     if best is not None:
         config = config_key(best.row)
         series.append((f"fine-tuned, {describe(best.row)}: {config_label(config, True)}", styles[config], [best]))
     series += [(f"from scratch: {run.folder.name}", SCRATCH_STYLES[i % len(SCRATCH_STYLES)], [run])
                for i, run in enumerate(scratch)]
+    series += compare_series(compare)
     figures = []
     for i, (name, tag, ylabel, what) in enumerate(CURVES, 4):
         title = f"{what}: best fine-tuned run vs training from scratch"
@@ -321,8 +374,9 @@ def read_confusion(path):
     return confusion, classes
 
 
-def plot_worst_classes(rows, path, n=WORST_CLASSES):
-    """Horizontal bars of the n lowest per-class accuracies, worst at the top, each with its image count."""
+def plot_worst_classes(rows, path, n=WORST_CLASSES, subject=None):
+    """Horizontal bars of the n lowest per-class accuracies, worst at the top, each with its image count;
+    `subject` names the model in the title."""
     worst = sorted(rows, key=lambda r: (r[3], -r[1], r[0]))[:n]  # ties: the class with more images first
     fig, ax = plt.subplots(figsize=(7, max(3.0, 0.32 * len(worst) + 1.4)))
     y = np.arange(len(worst))
@@ -334,19 +388,32 @@ def plot_worst_classes(rows, path, n=WORST_CLASSES):
     ax.set_xlim(0, 118)  # room for the labels of the best bars
     ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("per-class accuracy (%)")
-    ax.set_title(f"The {len(worst)} classes with the lowest accuracy, of {len(rows)}")
+    whose = f"The {subject} model's" if subject else "The"
+    ax.set_title(f"{whose} {len(worst)} classes with the lowest accuracy, of {len(rows)}")
     ax.grid(True, axis="x", alpha=0.3)
     save_figure(fig, path)
 
 
-def eval_figures(eval_dir, out):
-    """Figures 7-8 from the tables `evaluate.py --out DIR` writes; a missing or malformed table skips its figure."""
+def check_eval_name(name):
+    if not name or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in name):
+        raise UserError(f"--eval-name {name!r} must be letters, digits, '_', '.' or '-', as it goes into file names")
+    return name
+
+
+def eval_figures(eval_dir, out, model=None):
+    """Figures 7-8 from the tables `evaluate.py --out DIR` writes; a missing or malformed table skips its figure.
+
+    `model` (e.g. scratch) names the evaluated model in the file names (fig7_scratch_worst_classes.png,
+    fig8_scratch_confusion.png) and the titles.
+    """
+    part = f"{check_eval_name(model)}_" if model is not None else ""
+    of, whose = (f" of the {model} model", f"The {model} model's") if model else ("", "The")
     figures = []
     for table, read, plot, name, title in (
-            ("per_class.csv", read_per_class, plot_worst_classes, "fig7_worst_classes.png",
-             f"The {WORST_CLASSES} classes with the lowest accuracy"),
-            ("confusion.csv", read_confusion, lambda data, path: plot_confusion(*data, path), "fig8_confusion.png",
-             "Confusion matrix, row-normalised")):
+            ("per_class.csv", read_per_class, lambda data, path: plot_worst_classes(data, path, subject=model),
+             f"fig7_{part}worst_classes.png", f"{whose} {WORST_CLASSES} classes with the lowest accuracy"),
+            ("confusion.csv", read_confusion, lambda data, path: plot_confusion(*data, path, subject=model),
+             f"fig8_{part}confusion.png", f"Confusion matrix{of}, row-normalised")):
         try:
             data = read(eval_dir / table)
         except FileNotFoundError:
@@ -415,11 +482,27 @@ def best_sentence(results, best, shown, epochs):
     return text
 
 
-def results_markdown(results, runs_dir, best, shown, epochs, figures):
-    """RESULTS.md: the tables, then the figures by relative link, so it renders from inside the output folder."""
+def eval_sentence(eval_dir, model):
+    """Where figures 7-8 come from, with the metrics of evaluate.py --json if it wrote them beside the tables."""
+    of = f" ({model} model)" if model else ""
+    text = f"Figures 7-8{of} are drawn from the tables of `evaluate.py --out {eval_dir}`"
+    try:
+        m = json.loads((Path(eval_dir) / "metrics.json").read_text())
+        text += (f": accuracy {100 * m['accuracy']:.2f}, mean per-class {100 * m['mean_class_accuracy']:.2f}, "
+                 f"top-5 {100 * m['top5_accuracy']:.2f} on {m['n_images']} {m['split']} images")
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    return text + "."
+
+
+def results_markdown(results, runs_dir, best, shown, epochs, figures, notes=()):
+    """RESULTS.md: the tables, then the figures by relative link, so it renders from inside the output folder.
+
+    `notes`: sentences on the figures' other sources (--compare runs, --eval tables), after the first paragraph.
+    """
     blocks = ["# Results",
-              f"Written by `report.py` from `{results.path}` ({len(results.rows)} runs) and the TensorBoard logs "
-              f"in `{runs_dir}`; nothing was retrained. Accuracies are in percent.",
+              " ".join([f"Written by `report.py` from `{results.path}` ({len(results.rows)} runs) and the TensorBoard "
+                        f"logs in `{runs_dir}`; nothing was retrained. Accuracies are in percent.", *notes]),
               "## Grid search", grid_table(results, best, shown), best_sentence(results, best, shown, epochs)]
     stats = grid.seed_stats(results.rows) if results.ours else []
     if any(e["n"] > 1 for e in stats):
@@ -436,11 +519,21 @@ def results_markdown(results, runs_dir, best, shown, epochs, figures):
 
 # ---- the whole report ----
 
-def write_report(runs_dir, results_path, out, epochs=None, eval_dir=None):
-    """Figures 1-8 (as far as their inputs exist) and RESULTS.md into `out`; returns the paths written."""
+def write_report(runs_dir, results_path, out, epochs=None, eval_dir=None, compare=(), eval_name=None):
+    """Figures 1-8 (as far as their inputs exist) and RESULTS.md into `out`; returns the paths written.
+
+    `compare`: (label, run folder) pairs from any folder, added to figures 4-6. `eval_name` names the model
+    evaluated in `eval_dir` (figures 7-8's file names and titles).
+    """
     runs_dir, out = Path(runs_dir), Path(out)
     if not runs_dir.is_dir():
         raise UserError(f"runs folder {runs_dir} not found; pass --runs, the --logdir the grid was trained with")
+    compare = [(label, check_run_folder(folder, f"--compare {label}:")) for label, folder in compare]
+    if eval_name is not None:
+        check_eval_name(eval_name)
+        if eval_dir is None:
+            raise UserError(f"--eval-name {eval_name} names figures 7-8, but there is no --eval folder to draw "
+                            "them from")
     results = read_results(results_path)
     all_finetuned = finetuned(results.rows)
     rows = [r for r in all_finetuned if not epochs or int(r["Epochs"]) in epochs]
@@ -464,13 +557,20 @@ def write_report(runs_dir, results_path, out, epochs=None, eval_dir=None):
     shown_run = next((r for r in runs if r.row is shown), None)
     if shown is not None and shown_run is None:
         warn(f"the best fine-tuned run ({describe(shown)}) has no logs; figures 4-6 show the from-scratch runs alone")
-    scratch = scratch_runs(runs_dir)
+    compared = {folder.resolve() for _, folder in compare}  # a --compare run under --runs is drawn once, labelled
+    scratch = [run for run in scratch_runs(runs_dir) if run.folder.resolve() not in compared]
     if not scratch:
+        alone = "" if compare else "; figures 4-6 show the fine-tuned run alone"
         warn(f"no from-scratch run in {runs_dir} (a folder named scratch*, or whose hparams.json has "
-             '"scratch": true); figures 4-6 show the fine-tuned run alone')
-    figures += versus_figures(shown_run, styles, scratch, out, logs)
+             f'"scratch": true){alone}')
+    figures += versus_figures(shown_run, styles, scratch, out, logs, compare)
+    notes = []
+    if compare:
+        notes.append("Figures 4-6 also show " + ", ".join(f"*{label}* (`{folder}`)" for label, folder in compare) + ".")
     if eval_dir is not None:
-        figures += eval_figures(Path(eval_dir), out)
+        drawn = eval_figures(Path(eval_dir), out, eval_name)
+        figures += drawn
+        notes += [eval_sentence(eval_dir, eval_name)] if drawn else []
 
-    atomic_write_text(out / "RESULTS.md", results_markdown(results, runs_dir, best, shown, epochs, figures))
+    atomic_write_text(out / "RESULTS.md", results_markdown(results, runs_dir, best, shown, epochs, figures, notes))
     return [path for path, _ in figures] + [out / "RESULTS.md"]

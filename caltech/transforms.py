@@ -4,15 +4,25 @@ Train: resize to 256x256, random 224 crop, random horizontal flip, ImageNet norm
 Eval:  resize to 224x224 (a square resize, not resize-and-centre-crop: that is what was published).
 `image_size` scales both (train resize = round(image_size * 256 / 224)).
 
+Options (off by default), both after the same 256x256 resize so that the cache stays exact:
+`crop="resized"` replaces the random crop by torchvision's RandomResizedCrop (scale, ratio), and
+`auto_augment` ("trivial" or "randaugment") applies torchvision's TrivialAugmentWide / RandAugment
+after crop and flip, as torchvision's classification reference does.
+
 Two equivalent implementations:
 - PIL presets (`train_preset`, `eval_preset`) for the `--loader pil` path, per image in workers;
 - `resize_uint8` + `BatchTransform`: the deterministic resize once (its uint8 result is cached),
-  then crop, flip and normalisation on whole batches on the training device.
+  then crop, flip and normalisation on whole batches on the training device. The resized crop is
+  one `torchvision.ops.roi_align` call per batch; the augmentation policy runs per image on uint8.
 """
+import math
+
 import numpy as np
 import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as F
+import torchvision.transforms.v2 as v2
+from torchvision.ops import roi_align
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -23,9 +33,28 @@ def resize_sizes(image_size):
     return round(image_size * 256 / 224), image_size
 
 
-def train_preset(image_size=224):
-    resize, crop = resize_sizes(image_size)
-    return T.Compose([T.Resize((resize, resize)), T.RandomCrop(crop), T.RandomHorizontalFlip(),
+CROPS = ("random", "resized")
+AUTO_AUGMENT = ("none", "trivial", "randaugment")
+RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's default aspect-ratio range
+
+
+def auto_augment_policy(name):
+    """torchvision's policy for `name` (None for "none"): works on PIL images and uint8 tensors alike."""
+    if name == "trivial":
+        return v2.TrivialAugmentWide()
+    if name == "randaugment":
+        return v2.RandAugment()
+    if name not in (None, "none"):
+        raise ValueError(f"unknown auto-augment policy {name!r}; choose from {AUTO_AUGMENT}")
+    return None
+
+
+def train_preset(image_size=224, crop="random", min_scale=0.08, auto_augment="none"):
+    resize, size = resize_sizes(image_size)
+    cropper = T.RandomCrop(size) if crop == "random" else T.RandomResizedCrop(size, scale=(min_scale, 1.0),
+                                                                               ratio=RATIO, antialias=True)
+    policy = auto_augment_policy(auto_augment)
+    return T.Compose([T.Resize((resize, resize)), cropper, T.RandomHorizontalFlip(), *([policy] if policy else []),
                       T.ToTensor(), T.Normalize(MEAN, STD)])
 
 
@@ -61,6 +90,38 @@ def gather_crops(images, index, params, size):
                   rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def resized_crop_params(n, side, min_scale, generator, ratio=RATIO, attempts=10):
+    """Per-sample (top, left, height, width) boxes of a side x side image, and flips with probability
+    1/2: RandomResizedCrop.get_params' distribution (up to `attempts` draws of area and log-ratio, the
+    first that fits wins, else the whole image), vectorised over the batch and drawn from `generator`."""
+    area = side * side
+    scale = torch.empty(n, attempts).uniform_(min_scale, 1.0, generator=generator)
+    log_ratio = torch.empty(n, attempts).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = torch.exp(log_ratio)
+    w = torch.round(torch.sqrt(area * scale * aspect)).long()
+    h = torch.round(torch.sqrt(area * scale / aspect)).long()
+    fits = (w > 0) & (w <= side) & (h > 0) & (h <= side)
+    first = fits.int().argmax(dim=1)  # the first attempt that fits (0 when none does: masked below)
+    w, h = w.gather(1, first[:, None])[:, 0], h.gather(1, first[:, None])[:, 0]
+    found = fits.any(dim=1)
+    # the fallback for a square image with 1 inside the ratio range: the whole image
+    w, h = torch.where(found, w, side), torch.where(found, h, side)
+    top = (torch.rand(n, generator=generator) * (side - h + 1)).floor().long()
+    left = (torch.rand(n, generator=generator) * (side - w + 1)).floor().long()
+    flip = torch.rand(n, generator=generator) < 0.5
+    return top, left, h, w, flip
+
+
+def resized_crops(images, params, size):
+    """Bilinear crops (flipped where asked) of a uint8 NCHW batch, resized to size x size, as float
+    0-255: one roi_align call (continuous pixel boxes, `aligned=True`), adaptive sampling for antialiasing."""
+    top, left, h, w, flip = (t.to(images.device) for t in params)
+    boxes = torch.stack([torch.arange(len(top), device=images.device), left, top, left + w, top + h], dim=1)
+    x = roi_align(images.float(), boxes.float(), output_size=size, spatial_scale=1.0, sampling_ratio=-1,
+                  aligned=True)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
 def random_crop_flip(images, size, generator):
     """Random crop + horizontal flip of every image of a uint8 NCHW batch."""
     params = crop_flip_params(images.shape[0], images.shape[2], size, generator)
@@ -72,11 +133,12 @@ class BatchTransform:
 
     With `crop`, each image is randomly cropped and flipped first (crop_flip_params); without, it
     is used whole. On the GPU one gather does it; on the CPU a copy per image straight into the
-    float batch is several times faster than fancy indexing.
+    float batch is several times faster than fancy indexing. With `resized` (a minimum scale), the
+    crop is a RandomResizedCrop instead; with `policy`, an auto-augment policy follows per image.
     """
 
-    def __init__(self, device, crop=None, channels_last=False):
-        self.crop = crop
+    def __init__(self, device, crop=None, channels_last=False, resized=None, policy=None):
+        self.crop, self.resized, self.policy = crop, resized, policy
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
         # ToTensor then Normalize, folded into one multiply-add: x * scale + shift.
@@ -84,6 +146,8 @@ class BatchTransform:
         self.shift = -torch.tensor(MEAN, device=device).view(1, 3, 1, 1) / std
 
     def __call__(self, images, index, generator=None):
+        if self.crop and (self.resized or self.policy):
+            return self.augmented(images, index, generator)
         n, side = len(index), images.shape[2]
         size = self.crop or side
         params = crop_flip_params(n, side, size, generator) if self.crop else None
@@ -98,3 +162,20 @@ class BatchTransform:
             # normalised image by image while it is still in cache: faster than a pass over the batch
             x[k].copy_(view.flip(2) if flip else view).mul_(scale).add_(shift)
         return x
+
+    def augmented(self, images, index, generator):
+        """The optional augmentations: crop (resized or not) and flip, then the policy per uint8 image.
+
+        The policy draws from torch's global generator (seeded per epoch by the training loop), as
+        it does on the PIL path."""
+        n, side = len(index), images.shape[2]
+        batch = images[index.to(images.device)]
+        if self.resized:
+            x = resized_crops(batch, resized_crop_params(n, side, self.resized, generator), self.crop)
+            if self.policy:
+                x = x.round_().clamp_(0, 255).to(torch.uint8)  # what PIL's resize hands the policy
+        else:
+            x = gather_crops(batch, torch.arange(n), crop_flip_params(n, side, self.crop, generator), self.crop)
+        if self.policy:
+            x = torch.stack([self.policy(img) for img in x])
+        return x.float().mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)

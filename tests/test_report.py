@@ -173,3 +173,112 @@ def test_published_logs(tmp_path, monkeypatch):
     # Experiment 3 (0.9521) is the best overall; among the 30-epoch runs plotted, experiment 7 (0.9488).
     assert {r[1]: r[0] for r in rows if r[0]} == {"3": "**best**", "7": "*figs 4-6*"}
     assert rows[2][5:] == ["95.21", "96.14"]
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """{figure file name: {legend label: (epochs, values)}} of every figure saved, read from its axes."""
+    figures = {}
+    save = report_lib.save_figure
+
+    def record(fig, path):
+        figures[path.name] = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+                              for line in fig.axes[0].lines}
+        save(fig, path)
+    monkeypatch.setattr(report_lib, "save_figure", record)
+    return figures
+
+
+def test_compare_adds_runs_from_other_folders_to_figures_4_to_6(fake_grid, tmp_path, drawn):
+    elsewhere = tmp_path / "other_root" / "ours_scratch"
+    write_run(elsewhere, 6, 0.5, PUBLISHED_TAGS)
+    out = tmp_path / "report"
+    run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out,
+               "--compare", f"ours, with augmentation={elsewhere}",
+               "--compare", f"known scratch={fake_grid / 'runs' / 'baseline_random_init'}")
+    for name in CURVE_FIGURES[:3]:
+        assert not any(label in drawn[name] for label in ("ours, with augmentation", "known scratch"))
+    for name, scale in zip(CURVE_FIGURES[3:], (100, 1, 1), strict=True):
+        labels = list(drawn[name])
+        assert labels[-2:] == ["ours, with augmentation", "known scratch"], labels
+        assert labels.count("from scratch: baseline_random_init") == 0  # a --compare run is drawn once
+        assert any(label.startswith("from scratch: ") for label in labels)  # the scratch runs of --runs stay
+        epochs, values = drawn[name]["ours, with augmentation"]
+        assert epochs == list(range(1, 7))
+        tag = {100: "Accuracy/val", 1: "Loss/train" if "train" in name else "Loss/val"}[scale]
+        expected = {"Accuracy/val": 0.5 * 6 / 6, "Loss/train": 2.0 / 6, "Loss/val": 2.4 / 6}[tag]
+        assert values[-1] == pytest.approx(expected * scale)  # its own scalars, accuracy in percent
+    md = (out / "RESULTS.md").read_text()
+    assert "*ours, with augmentation*" in md and str(elsewhere) in md
+
+
+def test_compare_styles_are_distinct(fake_grid, tmp_path, monkeypatch):
+    series_of = {}
+    plot = report_lib.plot_curves
+
+    def record(series, tag, ylabel, title, path, logs):
+        series_of[path.name] = series
+        return plot(series, tag, ylabel, title, path, logs)
+    monkeypatch.setattr(report_lib, "plot_curves", record)
+    extra = [tmp_path / f"extra{i}" for i in range(2)]
+    for folder in extra:
+        write_run(folder, 3, 0.4, PUBLISHED_TAGS)
+    run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", tmp_path / "out",
+               *(a for i, f in enumerate(extra) for a in ("--compare", f"extra {i}={f}")))
+    series = series_of["fig4_best_vs_scratch_val_accuracy.png"]
+    assert [runs[0].folder for label, _, runs in series if label.startswith("extra")] == extra
+    styles = [tuple(sorted(style.items())) for _, style, _ in series]
+    assert len(set(styles)) == len(styles) == 5  # fine-tuned, 2 scratch runs of --runs, 2 --compare runs
+
+
+def test_plot_runs_draws_runs_from_any_roots(tmp_path, drawn):
+    a, b = tmp_path / "root_a" / "run", tmp_path / "elsewhere" / "deeper" / "run"
+    write_run(a, 4, 0.8, PUBLISHED_TAGS)
+    write_run(b, 2, 0.3, ("Loss/train",))  # no Accuracy/val: left out with a warning
+    path = report_lib.plot_runs([("A", a), ("B", b, {"color": "black"})], "Accuracy/val",
+                                "validation accuracy (%)", "Study", tmp_path / "study.png")
+    assert path == tmp_path / "study.png"
+    assert_png(path)
+    assert drawn["study.png"] == {"A": ([1, 2, 3, 4], pytest.approx([20.0, 40.0, 60.0, 80.0]))}
+    report_lib.plot_runs([("A", a), ("B", b, {"color": "black"})], "Loss/train", "loss", "Study",
+                         tmp_path / "loss.png")
+    assert drawn["loss.png"]["B"] == ([1, 2], pytest.approx([2.0, 1.0]))
+    with pytest.raises(UserError, match="holds no events.out.tfevents"):
+        report_lib.plot_runs([("root", tmp_path / "root_a")], "Accuracy/val", "acc", "t", tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("no equals sign", "is not LABEL=RUN_DIR"),
+    ("=some/folder", "is not LABEL=RUN_DIR"),
+    ("label=", "is not LABEL=RUN_DIR"),
+    ("ours={missing}", "is not a folder"),
+    ("ours={root}", "holds no events.out.tfevents"),  # a TensorBoard root, not one run's folder
+])
+def test_bad_compare_exits_2_with_one_sentence(fake_grid, tmp_path, capsys, value, message):
+    value = value.format(missing=tmp_path / "missing", root=fake_grid / "runs")
+    args = report.get_args_parser().parse_args(["--runs", str(fake_grid / "runs"), "--results",
+                                                str(fake_grid / "results.csv"), "--out", str(tmp_path / "out"),
+                                                "--compare", value])
+    with pytest.raises(SystemExit) as exc:
+        run_cli(report.main, args)
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --compare") and message in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_name_names_figures_7_and_8(fake_grid, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no eval/ here
+    out = tmp_path / "report"
+    written = run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out,
+                         "--eval", fake_grid / "eval", "--eval-name", "scratch")
+    names = ["fig7_scratch_worst_classes.png", "fig8_scratch_confusion.png"]
+    assert [p for p in written if "fig7" in p or "fig8" in p] == [str(out / n) for n in names]
+    assert not any((out / n).exists() for n in EVAL_FIGURES)
+    md = (out / "RESULTS.md").read_text()
+    assert "**Figure 7.** The scratch model's 15 classes with the lowest accuracy" in md
+    assert f"]({names[1]})" in md
+    for argv, message in ((["--eval", fake_grid / "eval", "--eval-name", "a/b"], "--eval-name 'a/b' must be"),
+                          (["--eval-name", "scratch"], "there is no --eval folder")):
+        with pytest.raises(UserError, match=message):
+            run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out, *argv)
