@@ -11,6 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from .utils import atomic_path, atomic_write_text
 
 PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
@@ -80,16 +82,26 @@ def write_results(path, rows):
     atomic_write_text(path, buf.getvalue())
 
 
+def results_lock(path):
+    """An exclusive lock beside the CSV for its read-modify-write: two grids started at once on one
+    results file (two terminals with different --seeds, say) then never overwrite each other's rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.with_name(f".{path.name}.lock")))
+
+
 def append_result(path, row):
     """Rewrite the CSV with `row` added (replacing a row of the same trial): valid after a kill at any moment."""
-    rows = [r for r in read_results(path) if row_key(r) != row_key({k: str(v) for k, v in row.items()})]
-    write_results(path, rows + [row])
+    with results_lock(path):
+        rows = [r for r in read_results(path) if row_key(r) != row_key({k: str(v) for k, v in row.items()})]
+        write_results(path, rows + [row])
 
 
 def forget(path, trials, logdir, ckpt_dir):
     """--fresh: drop these trials' rows, logs and checkpoints (other rows in the CSV stay)."""
     keys = {t.key for t in trials}
-    write_results(path, [r for r in read_results(path) if row_key(r) not in keys])
+    with results_lock(path):
+        write_results(path, [r for r in read_results(path) if row_key(r) not in keys])
     for t in trials:
         shutil.rmtree(Path(logdir) / t.run_name, ignore_errors=True)
         shutil.rmtree(Path(ckpt_dir) / t.run_name, ignore_errors=True)

@@ -161,3 +161,27 @@ def test_evaluate_finds_a_bare_name_in_checkpoints(trained, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     metrics = evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", "best.pth", "--split", "val"]))
     assert metrics["split"] == "val" and metrics["n_images"] == 12
+
+
+APPEND_ROWS = """
+import sys
+sys.path.insert(0, {root!r})
+from caltech import grid
+seed = int(sys.argv[1])
+for trial in grid.make_trials([1], [1e-3], [float(i) for i in range(1, 41)], [seed], scratch=True):
+    grid.append_result(sys.argv[2], grid.make_row(trial, {{"best_val_acc": 0.5, "test_acc": 0.5,
+                                                           "test_mean_class_acc": 0.5, "train_seconds": 1.0}}))
+"""
+
+
+def test_two_grid_processes_on_one_csv_lose_no_row(tmp_path):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    script = tmp_path / "append.py"
+    script.write_text(APPEND_ROWS.format(root=str(ROOT)))
+    results = tmp_path / "results.csv"
+    procs = [subprocess.Popen([sys.executable, str(script), str(seed), str(results)]) for seed in (107, 108)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    rows = read_rows(results)
+    assert len(rows) == 80 and len({(r["Seed"], r["LR_Base"]) for r in rows}) == 80

@@ -187,6 +187,21 @@ def test_cli_messages_for_a_missing_path_an_empty_folder_and_a_corrupt_image(tmp
     assert "rejected files: 1" in corrupt.stdout
 
 
+def test_two_processes_write_byte_identical_splits(messy, tmp_path):
+    """Per-class shuffles seeded by name, never by Python's per-process hash seed or file order."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out, hash_seed in zip(outs, ("1", "2"), strict=True):
+        result = run_script("split_dataset.py", "--source", messy, "--out", out, "--train-per-class", 8,
+                            "--val-per-class", 3, "--workers", 1, env={"PYTHONHASHSEED": hash_seed})
+        assert result.returncode == 0, result.stderr
+    assert (outs[0] / "split.csv").read_bytes() == (outs[1] / "split.csv").read_bytes()
+
+
+# The SHA-256 of split.csv for the real Caltech-101 at the default settings: any change of the split,
+# on any machine or Python version, must be a deliberate one.
+REAL_SPLIT_SHA256 = "ef04a26462bf0ae97bb226bfe9fa4b63a5a056e4ad98b7408ee0d238efa8fc83"
+
+
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason="real Caltech-101 not beside the checkout")
 def test_real_caltech101_split_sizes(tmp_path):
     summary = build_split(REAL_DATA, tmp_path / "split")
@@ -200,3 +215,4 @@ def test_real_caltech101_split_sizes(tmp_path):
     largest = sorted(test_per_class.values())[-4:]
     assert min(test_per_class.values()) == 1 and largest[-1] == 770
     assert 0.41 < sum(largest) / 5647 < 0.42  # the unbalance that makes mean per-class accuracy matter
+    assert hashlib.sha256((tmp_path / "split" / "split.csv").read_bytes()).hexdigest() == REAL_SPLIT_SHA256
