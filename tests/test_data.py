@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms as T
+from PIL import Image
 
 import train
 from caltech import cache
@@ -161,3 +162,56 @@ def test_cpu_and_gpu_batch_paths_agree(tiny_split, tmp_path):
     assert torch.allclose(cpu, gpu_style * transform.scale + transform.shift, atol=1e-6)
     whole = BatchTransform(CPU)(images, index)  # eval: no crop, no flip, just normalisation
     assert torch.allclose(unnormalise(whole) * 255, images[index].float(), atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def ramp_split(tmp_path_factory):
+    """Lossless 37x37 images (the train resize at --image-size 32): red = 6 x column, green = 6 x row,
+    blue = the image's identity. A crop's top-left pixel then gives its offsets, the red ramp's
+    direction the flip, and blue which image it is, whatever the order."""
+    root = tmp_path_factory.mktemp("ramps")
+    cols, rows = np.meshgrid(np.arange(37), np.arange(37))
+    for k in range(24):
+        folder = root / "src" / f"class{k % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.stack([cols * 6, rows * 6, np.full_like(cols, 10 * k)], axis=2).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"image_{k:04d}.png")
+    build_split(root / "src", root / "split", seed=107, train_per_class=8, val_per_class=3, workers=1)
+    return read_split(root / "split")
+
+
+def views(loader, epoch):
+    """{image identity: (top, left, flipped)} of one epoch, and the order the images came in."""
+    x, _ = one_epoch(loader, epoch)
+    pixels = (unnormalise(x) * 255).round()
+    ids = (pixels[:, 2, 0, 0] / 10).round().long().tolist()
+    red = pixels[:, 0, 0]  # the top row's red values
+    flipped = (red[:, 0] > red[:, -1]).tolist()
+    left = (torch.minimum(red[:, 0], red[:, -1]) / 6).round().long().tolist()
+    top = (pixels[:, 1, 0, 0] / 6).round().long().tolist()
+    return {i: (t, le, f) for i, t, le, f in zip(ids, top, left, flipped, strict=True)}, ids
+
+
+@pytest.mark.parametrize("kind", ["cached", "pil"])
+def test_each_training_image_gets_new_crops_and_flips_every_epoch_and_eval_images_never_change(ramp_split,
+                                                                                                   tmp_path, kind):
+    args = loader_args(tmp_path, ramp_split, kind)
+    train_loader = build_loader(ramp_split, "train", args, CPU)
+    epochs = [views(train_loader, e) for e in range(8)]
+    n_train = len(ramp_split.samples["train"])
+    assert all(len(v) == n_train for v, _ in epochs)  # every image exactly once per epoch
+    for image in epochs[0][0]:
+        crops = [v[image] for v, _ in epochs]
+        assert all(0 <= t <= 5 and 0 <= le <= 5 for t, le, _ in crops)  # inside the 37 px image
+        assert len({(t, le) for t, le, _ in crops}) >= 3, (image, crops)  # new crops epoch after epoch
+    flips = [f for v, _ in epochs for _, _, f in v.values()]
+    assert 0.3 < sum(flips) / len(flips) < 0.7  # mirrored in about half of the epochs
+    orders = [tuple(order) for _, order in epochs]
+    assert len(set(orders)) == len(orders)  # reshuffled every epoch
+    for name in ("val", "test"):
+        loader = build_loader(ramp_split, name, args, CPU)
+        first, order = one_epoch(loader, 0)
+        again, order_again = one_epoch(loader, 3)
+        assert torch.equal(first, again) and torch.equal(order, order_again)
+        plain = views(loader, 0)[0]
+        assert all(v == (0, 0, False) for v in plain.values())  # the whole image, never mirrored
