@@ -31,7 +31,8 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
     best = torch.load(tmp_path / "ckpt" / "best_scratch.pth", weights_only=True)
     runs = torch.load(tmp_path / "ckpt" / chosen["Run"] / "best.pth", weights_only=True)
     assert all(torch.equal(best["model"][k], runs["model"][k]) for k in best["model"])
-    assert "*" in capsys.readouterr().out
+    marked = [line.split() for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("*")]
+    assert len(marked) == 1 and marked[0][1] == chosen["Experiment"]  # the chosen row, and only it, is starred
 
     args = evaluate.get_args_parser().parse_args(
         ["--ckpt", str(tmp_path / "ckpt" / "best_scratch.pth"), "--json", str(tmp_path / "eval.json"),
