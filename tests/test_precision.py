@@ -1,0 +1,67 @@
+"""The CUDA precision choices, run on the CPU: bf16 autocast, and fp16 with an enabled GradScaler
+that is saved, restored and resumed exactly."""
+import pytest
+import torch
+
+import train
+from caltech import engine, metrics
+from conftest import kill_on_call, read_scalars, train_args
+
+
+def force_precision(monkeypatch, dtype):
+    real = engine.precision
+    monkeypatch.setattr(engine, "precision", lambda device, amp=True: real(device, amp, dtype=dtype))
+
+
+def logit_dtypes(monkeypatch):
+    real, seen = metrics.Meter.update, []
+
+    def update(self, loss, logits, labels):
+        seen.append(logits.dtype)
+        return real(self, loss, logits, labels)
+    monkeypatch.setattr(metrics.Meter, "update", update)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_trains_in_reduced_precision_and_evaluates_in_float32(tiny_split, tmp_path, monkeypatch, capsys,
+                                                                        dtype):
+    force_precision(monkeypatch, dtype)
+    seen = logit_dtypes(monkeypatch)
+    out = train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "r"))
+    name = str(dtype).replace("torch.", "")
+    assert f"cpu {name}" in capsys.readouterr().out
+    n_train = -(-20 // 8)  # batches of 8
+    assert seen[:n_train] == [dtype] * n_train  # the training forward ran under autocast
+    assert set(seen[n_train:]) == {torch.float32}  # evaluation scores float32 logits
+    assert out["test_acc"] == out["test_acc"]  # not NaN
+    last = torch.load(tmp_path / "ckpt" / "r" / "last.pth", weights_only=True)
+    assert bool(last["scaler"]) == (dtype == torch.float16)  # an enabled scaler has a state to save
+
+
+def test_precision_choices():
+    cpu = torch.device("cpu")
+    assert engine.precision(cpu)[2] == "float32" and not engine.precision(cpu)[1].is_enabled()
+    assert engine.precision(cpu, dtype=torch.float16)[1].is_enabled()  # fp16 needs loss scaling
+    assert not engine.precision(cpu, dtype=torch.bfloat16)[1].is_enabled()  # bf16 does not
+    assert engine.precision(cpu, amp=False, dtype=torch.float16)[2] == "float32"  # --no-amp wins
+
+
+def test_run_with_an_enabled_grad_scaler_resumes_exactly(tiny_split, tmp_path, monkeypatch):
+    # bf16 autocast with a live GradScaler: the scaler's code path at CPU speed (fp16 convolutions are
+    # emulated on the CPU, 40x slower)
+    monkeypatch.setattr(engine, "precision", lambda device, amp=True: (
+        torch.autocast("cpu", dtype=torch.bfloat16), torch.amp.GradScaler("cpu", init_scale=2.0**4), "bfloat16"))
+    flags = ["--scratch", "--epochs", 3, "--threads", 1]
+    train.main(train_args(tmp_path, tiny_split.root, *flags, "--run-name", "straight"))
+    with pytest.MonkeyPatch.context() as patch:
+        kill_on_call(patch, engine, "train_one_epoch", 2)
+        with pytest.raises(KeyboardInterrupt):
+            train.main(train_args(tmp_path, tiny_split.root, *flags, "--run-name", "broken"))
+    saved = torch.load(tmp_path / "ckpt" / "broken" / "last.pth", weights_only=True)["scaler"]
+    assert saved["scale"] > 0 and "_growth_tracker" in saved
+    train.main(train_args(tmp_path, tiny_split.root, "--run-name", "broken", "--resume", "--threads", 1))
+    a, b = (torch.load(tmp_path / "ckpt" / r / "last.pth", weights_only=True) for r in ("straight", "broken"))
+    assert a["scaler"] == b["scaler"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert read_scalars(tmp_path / "runs" / "straight") == read_scalars(tmp_path / "runs" / "broken")
