@@ -6,6 +6,7 @@
 Measures (a) input-pipeline throughput alone, (b) training throughput end to end, (c) evaluation
 throughput and (d) seconds per training epoch of 2,424 images, for both pipelines, with random
 weights (nothing is downloaded). Ratios from one run are what to quote: these machines are shared.
+`--model` measures another torchvision backbone, e.g. `--model vit_b_16`.
 """
 import argparse
 import json
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from caltech import bench
+from caltech.model import DEFAULT_MODEL, resolve_weights
 from caltech.split import read_split
 from caltech.utils import UserError, atomic_write_text, run_cli, select_device
 
@@ -31,6 +33,9 @@ def get_args_parser(add_help=True):
     group.add_argument("--steps", type=int, default=10,
                        help="batches per measurement; 0 for whole passes (default: 10)")
     group.add_argument("--device", default=None, help="cuda, mps or cpu (default: CUDA, else MPS, else CPU)")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"any classification model of torchvision's registry, as train.py --model "
+                            f"(default: {DEFAULT_MODEL})")
     group.add_argument("--image-size", type=int, default=224, help="crop / eval side (default: 224)")
     group.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
     group.add_argument("--eval-batch-size", type=int, default=None,
@@ -48,6 +53,7 @@ def get_args_parser(add_help=True):
 def main(args):
     if bool(args.data) == bool(args.synthetic):
         raise UserError("give exactly one of --data DIR and --synthetic")
+    resolve_weights(args.model)  # an unknown --model fails before any image is generated
     device = select_device(args.device)
     args.steps = args.steps or None
     args.eval_batch_size = args.eval_batch_size or (256 if device.type == "cuda" else args.batch_size)

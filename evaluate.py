@@ -3,7 +3,7 @@
     python evaluate.py --ckpt best.pth                 # a bare name is looked up in checkpoints/
     python evaluate.py --ckpt checkpoints/RUN/best.pth --split val --out eval/ --json eval/metrics.json
 
-The model is rebuilt from the checkpoint alone (class count, its settings); nothing is downloaded.
+The model is rebuilt from the checkpoint alone (its network, class count and settings); nothing is downloaded.
 Checkpoints are read with torch.load(weights_only=True): a file holding code is refused unrun.
 """
 import argparse
@@ -17,11 +17,11 @@ from torch import nn
 from caltech import checkpoint, engine
 from caltech.datasets import build_loader
 from caltech.metrics import per_class_rows
-from caltech.model import build_model
+from caltech.model import from_checkpoint
 from caltech.split import read_split
 from caltech.utils import UserError, atomic_path, atomic_write_text, run_cli, select_device
 
-CKPT_DIR = "checkpoints"
+CKPT_DIR = checkpoint.CKPT_DIR
 
 
 def get_args_parser(add_help=True):
@@ -52,16 +52,6 @@ def get_args_parser(add_help=True):
     return parser
 
 
-def resolve_ckpt(name):
-    path = Path(name)
-    if not path.is_file() and len(path.parts) == 1 and (Path(CKPT_DIR) / path).is_file():
-        return Path(CKPT_DIR) / path
-    if not path.is_file():
-        raise UserError(f"checkpoint {name} not found (looked for it as a file and in {CKPT_DIR}/); "
-                        "train one with train.py or grid_search.py")
-    return path
-
-
 def write_tables(out, classes, confusion):
     from caltech.report import plot_confusion  # matplotlib only when figures are asked for
     out = Path(out)
@@ -78,7 +68,7 @@ def write_tables(out, classes, confusion):
 
 
 def main(args):
-    path = resolve_ckpt(args.ckpt)
+    path = checkpoint.resolve(args.ckpt)
     ckpt = checkpoint.load(path)
     run = argparse.Namespace(**ckpt["hparams"])  # the run's own settings, then this command's overrides
     for key in ("data", "loader", "eval_batch_size", "cache_dir", "workers"):
@@ -91,11 +81,7 @@ def main(args):
     if split.classes != ckpt["classes"]:
         raise UserError(f"the classes of {run.data} ({len(split.classes)}) do not match the {len(ckpt['classes'])} "
                         f"classes {path} was trained on; pass the --data split it was trained with")
-    model = build_model(len(ckpt["classes"]), scratch=True)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError:
-        raise UserError(f"{path}'s weights do not fit a ResNet-18 with {len(ckpt['classes'])} classes") from None
+    model = from_checkpoint(ckpt, path)
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     ctx, _, _ = engine.precision(device, getattr(run, "amp", True))
     loader = build_loader(split, args.split, run, device, train=False)

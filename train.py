@@ -2,6 +2,7 @@
 
     python train.py                           # published best configuration, ImageNet weights
     python train.py --scratch                 # the same recipe from random initialisation
+    python train.py --model efficientnet_b0 --patience 5   # another torchvision backbone, early stopping
     python train.py --run-name NAME --resume  # continue an interrupted run exactly
 
 Defaults are the published values (Adam, lr_fc 1e-3, lr_base 1e-4, StepLR 10 x0.1, batch 32,
@@ -21,11 +22,11 @@ from torch import nn
 
 from caltech import checkpoint, engine
 from caltech.datasets import build_loader
-from caltech.model import build_model, param_groups
+from caltech.model import DEFAULT_MODEL, build_model, param_groups, preprocessing, resolve_weights
 from caltech.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from caltech.transforms import AUTO_AUGMENT, CROPS
 from caltech.runlog import RunLogger
 from caltech.split import ensure_split
+from caltech.transforms import AUTO_AUGMENT, CROPS
 from caltech.utils import (
     UserError,
     atomic_write_text,
@@ -40,9 +41,9 @@ DEFAULT_DATA = "data/caltech101_split"
 # Settings that decide what a run computes: a resumed run keeps them, TensorBoard's HParams shows them
 # (paths and runtime settings stay in hparams.json only).
 OPTIONS = ("train_crop", "min_scale", "auto_augment", "label_smoothing", "optimizer", "weight_decay", "momentum",
-           "schedule", "warmup_epochs", "mixup", "cutmix", "tta")
-RECIPE = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "batch_size", "step_size", "gamma", "image_size",
-          "loader", *OPTIONS)
+           "schedule", "warmup_epochs", "mixup", "cutmix", "tta", "patience")
+RECIPE = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "model", "weights_name", "batch_size", "step_size", "gamma",
+          "image_size", "loader", *OPTIONS)
 
 
 def add_data_args(parser):
@@ -58,17 +59,26 @@ def add_data_args(parser):
                             "pil: per-image PIL transforms in loader workers, no cache (default: cached)")
     group.add_argument("--cache-dir", default=None,
                        help="where the cached loader keeps its resized images (default: cache/ beside --data)")
-    group.add_argument("--image-size", type=int, default=224,
-                       help="crop / eval side; the train resize scales with it, 256 at 224 (default: 224)")
+    group.add_argument("--image-size", type=int, default=None,
+                       help="crop / eval side; the train resize scales with it, 256 at 224 (default: the "
+                            "weights' eval size, 224 for resnet18)")
 
 
 def add_recipe_args(parser):
     """The recipe settings a grid shares between its runs."""
     group = parser.add_argument_group("model and optimisation")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help="any classification model of torchvision's registry (resnet50, efficientnet_b0, "
+                            "convnext_tiny, vit_b_16, ...); its ImageNet classifier is replaced by a new head "
+                            f"(default: {DEFAULT_MODEL})")
+    group.add_argument("--weights-name", default=None,
+                       help="which of the model's torchvision weights, e.g. IMAGENET1K_V2; they also set the "
+                            "normalisation and the default --image-size (default: the model's DEFAULT, "
+                            "IMAGENET1K_V1 for resnet18)")
     group.add_argument("--scratch", action="store_true",
                        help="random initialisation instead of ImageNet weights (default: off)")
     group.add_argument("--weights", default=None,
-                       help="local torchvision resnet18 ImageNet state dict (default: torchvision's cache, "
+                       help="local torchvision ImageNet state dict of --model (default: torchvision's cache, "
                             "$TORCH_HOME/hub/checkpoints, downloading when possible)")
     group.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
     group.add_argument("--step-size", type=int, default=10, help="StepLR period in epochs (default: 10)")
@@ -101,6 +111,9 @@ def add_recipe_args(parser):
                             "per batch; 0 = off (default: 0)")
     group.add_argument("--tta", action="store_true",
                        help="validate and test on the mean prediction of each image and its mirror (default: off)")
+    group.add_argument("--patience", type=int, default=0,
+                       help="stop when validation accuracy has not improved for N epochs; best.pth is still "
+                            "tested (default: 0, off)")
 
 
 def add_runtime_args(parser):
@@ -131,7 +144,8 @@ def get_args_parser(add_help=True):
     add_data_args(parser)
     group = parser.add_argument_group("this run's hyperparameters")
     group.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
-    group.add_argument("--lr-fc", type=float, default=1e-3, help="Adam learning rate of the new fc (default: 1e-3)")
+    group.add_argument("--lr-fc", type=float, default=1e-3,
+                       help="Adam learning rate of the new head, ResNet's fc (default: 1e-3)")
     group.add_argument("--lr-base", type=float, default=1e-4,
                        help="Adam learning rate of every other layer (default: 1e-4)")
     group.add_argument("--seed", type=int, default=107,
@@ -149,16 +163,17 @@ def get_args_parser(add_help=True):
 
 
 # option -> short name part of a run that differs from the published recipe there
-TAGS = {"train_crop": "crop-{}", "min_scale": "scale{}", "auto_augment": "{}",
+TAGS = {"model": "{}", "weights_name": "{}", "train_crop": "crop-{}", "min_scale": "scale{}", "auto_augment": "{}",
         "label_smoothing": "ls{}", "optimizer": "{}", "weight_decay": "wd{}", "momentum": "mom{}", "schedule": "{}",
-        "warmup_epochs": "warm{}", "mixup": "mixup{}", "cutmix": "cutmix{}", "tta": "tta"}
+        "warmup_epochs": "warm{}", "mixup": "mixup{}", "cutmix": "cutmix{}", "tta": "tta", "patience": "pat{}"}
 
 
 def recipe_tag(args):
     """The non-default recipe settings of `args` as a name part, e.g. 'px112_adamw_wd0.05' ('' for the
     published recipe); options that do nothing in this recipe (SGD momentum for Adam, ...) are left out."""
     defaults = vars(get_args_parser().parse_args([]))
-    unused = {"min_scale": args.train_crop != "resized", "momentum": args.optimizer != "sgd"}
+    unused = {"min_scale": args.train_crop != "resized", "momentum": args.optimizer != "sgd",
+              "weights_name": args.weights_name is None or args.weights_name == resolve_weights(args.model).name}
     return "_".join(TAGS[k].format(getattr(args, k)) for k in TAGS
                     if getattr(args, k) != defaults[k] and not unused.get(k))
 
@@ -184,6 +199,18 @@ def restore_recipe(args, saved):
         args.data = saved["data"]
 
 
+def resolve_model(args):
+    """What the model's weights decide, filled in: their name, the default image size, the normalisation."""
+    side, args.mean, args.std = preprocessing(args.model, args.weights_name)  # UserError for an unknown name
+    args.weights_name = resolve_weights(args.model, args.weights_name).name
+    args.image_size = args.image_size or side
+
+
+def patience_ran_out(state, patience):
+    """Early stopping: no better validation accuracy in the last `patience` epochs (never with 0)."""
+    return patience > 0 and state["epoch"] - 1 - state["best_epoch"] >= patience
+
+
 def main(args, on_epoch=None):
     """Train one run; returns its final metrics. `on_epoch(stats)` is called after each epoch, its
     checkpoints handed to the saver (the Ray backend reports to Tune through it)."""
@@ -196,19 +223,22 @@ def main(args, on_epoch=None):
         raise UserError("--min-scale must be in (0, 1], --label-smoothing in [0, 1), --mixup and --cutmix >= 0")
     if not 0 <= args.warmup_epochs < args.epochs:
         raise UserError(f"--warmup-epochs must be between 0 and --epochs - 1 ({args.epochs - 1})")
+    if args.patience < 0:
+        raise UserError("--patience must be 0 (off) or a number of epochs")
     device = select_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    args.run_name = args.run_name or default_run_name(args)
-    run_ckpt_dir, run_logdir = Path(args.ckpt_dir) / args.run_name, Path(args.logdir) / args.run_name
 
     resume = None
     if args.resume:
-        resume = checkpoint.load(run_ckpt_dir / "last.pth")
+        resume = checkpoint.load(Path(args.ckpt_dir) / args.run_name / "last.pth")
         restore_recipe(args, resume["hparams"])
-    elif (run_ckpt_dir / "last.pth").exists():
+    resolve_model(args)  # after restore_recipe: a resumed run keeps its model
+    args.run_name = args.run_name or default_run_name(args)
+    run_ckpt_dir, run_logdir = Path(args.ckpt_dir) / args.run_name, Path(args.logdir) / args.run_name
+    if resume is None and (run_ckpt_dir / "last.pth").exists():
         raise UserError(f"run {args.run_name} already exists in {args.ckpt_dir}; pass --resume to continue it "
                         "or choose another --run-name")
 
@@ -223,7 +253,8 @@ def main(args, on_epoch=None):
     ctx, scaler, dtype = engine.precision(device, args.amp)
 
     seed_everything(args.seed)
-    model = build_model(len(split.classes), scratch=args.scratch or resume is not None, weights=args.weights)
+    model = build_model(len(split.classes), scratch=args.scratch, weights=args.weights, name=args.model,
+                        weights_name=args.weights_name, image_size=args.image_size, load_weights=resume is None)
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     optimizer = build_optimizer(param_groups(model, args.lr_fc, args.lr_base), args.optimizer, args.weight_decay,
                                 args.momentum)
@@ -241,7 +272,8 @@ def main(args, on_epoch=None):
 
     train_loader = build_loader(split, "train", args, device)
     val_loader = build_loader(split, "val", args, device)
-    print(f"run {args.run_name}: {'scratch' if args.scratch else 'fine-tune'}, {len(split.classes)} classes, "
+    print(f"run {args.run_name}: {args.model} {'from scratch' if args.scratch else 'fine-tuned'}, "
+          f"{args.image_size} px, {len(split.classes)} classes, "
           f"{len(split.samples['train'])}/{len(split.samples['val'])}/{len(split.samples['test'])} "
           f"train/val/test images, {device} {dtype}, {args.loader} loader"
           + (f", resuming after epoch {state['epoch']}" if resume is not None else ""))
@@ -252,6 +284,8 @@ def main(args, on_epoch=None):
     meta = {"classes": split.classes, "hparams": hparams}
     try:
         for epoch in range(state["epoch"], args.epochs):
+            if patience_ran_out(state, args.patience):  # checked first: a resumed run that had stopped stays stopped
+                break
             start = time.perf_counter()
             seed_everything(derive_seed(args.seed, epoch))  # each epoch's randomness depends only on (seed, epoch)
             train_loader.set_epoch(epoch)
@@ -282,8 +316,11 @@ def main(args, on_epoch=None):
             if on_epoch is not None:
                 on_epoch(stats)
         saver.wait()
+        if state["epoch"] < args.epochs:
+            print(f"early stop after {state['epoch']} of {args.epochs} epochs: no better validation accuracy "
+                  f"since epoch {state['best_epoch'] + 1} (--patience {args.patience})")
         metrics = test_best(net, model, split, args, device, ctx, state, run_ckpt_dir)
-        logger.log_hparams({k: hparams[k] for k in (*RECIPE, "num_classes")}, metrics, step=args.epochs - 1)
+        logger.log_hparams({k: hparams[k] for k in (*RECIPE, "num_classes")}, metrics, step=state["epoch"] - 1)
     finally:
         saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
         logger.close()
@@ -295,7 +332,8 @@ def test_best(net, model, split, args, device, ctx, state, run_ckpt_dir):
     model.load_state_dict(checkpoint.load(run_ckpt_dir / "best.pth")["model"])
     test = engine.evaluate(net, build_loader(split, "test", args, device), nn.CrossEntropyLoss(), ctx,
                            len(split.classes), device, desc="test", tta=args.tta).summary()
-    metrics = {"run": args.run_name, "epochs": args.epochs, "best_epoch": state["best_epoch"],
+    metrics = {"run": args.run_name, "epochs": args.epochs, "epochs_run": state["epoch"],
+               "stopped_early": state["epoch"] < args.epochs, "best_epoch": state["best_epoch"],
                "best_val_acc": state["best_val_acc"],
                "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],
                "test_acc": test["acc"], "test_mean_class_acc": test["mean_class_acc"], "test_top5": test["top5"],

@@ -3,8 +3,9 @@
 Data:      source (find, download, unpack) -> split (the 24/6/rest split folder) ->
            transforms (the published presets, batched crop/flip) -> cache (resized uint8 images) ->
            datasets (loaders yielding ready batches on the device)
-Model:     model (ResNet-18, new fc, two Adam parameter groups)
-Training:  engine (the one train loop and eval loop) -> checkpoint (plain dicts, atomic, safe load)
+Model:     model (ResNet-18 or any torchvision classifier, its new head, two parameter groups, rebuilt
+           from a checkpoint for evaluate.py and predict.py)
+Training:  engine (the one train loop and eval loop) -> checkpoint (plain dicts, atomic, safe load, lookup)
            -> runlog (TensorBoard) -> metrics (overall, mean per-class, top-5)
 Grid:      grid (trials, results CSV, choice on validation), ray_tune (the optional Ray backend)
 Reporting: report (figures, RESULTS.md), bench (side-by-side speed)

@@ -125,7 +125,7 @@ def run(split, args, device):
     """Measure both pipelines; returns the figures as a flat dict (the keys of --json)."""
     num_classes = len(split.classes)
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
-               "image_size": args.image_size, "batch_size": args.batch_size, "steps": args.steps,
+               "model": args.model, "image_size": args.image_size, "batch_size": args.batch_size, "steps": args.steps,
                "amp": engine.precision(device, args.amp)[2], "train_images": len(split.samples["train"])}
 
     project = argparse.Namespace(loader="cached", image_size=args.image_size, batch_size=args.batch_size,
@@ -143,7 +143,7 @@ def run(split, args, device):
         fast = name == "project"
         results[f"pipeline_img_s_{name}"] = pipeline_rate(train_loader, args.steps, device)
         torch.manual_seed(args.seed)
-        model = build_model(num_classes, scratch=True).to(device)
+        model = build_model(num_classes, scratch=True, name=args.model, image_size=args.image_size).to(device)
         if fast and device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         net = torch.compile(model) if fast and args.compile else model
@@ -171,8 +171,8 @@ def format_table(r):
         lines.append([label, fmt.format(a), fmt.format(b), f"{ratio:,.1f}x"])
     widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(4)]
     text = "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *lines])
-    return (f"device: {r['device']}, {r['image_size']} px, batch {r['batch_size']}, {r['steps']} steps per "
-            f"measurement, project precision {r['amp']}\n{text}\n"
+    return (f"device: {r['device']}, {r['model']}, {r['image_size']} px, batch {r['batch_size']}, "
+            f"{r['steps']} steps per measurement, project precision {r['amp']}\n{text}\n"
             f"(project/original: how many times faster; for epoch s and input share, how many times smaller)\n"
             f"cache: built in {r['cache_seconds']:.1f} s once, {r['cache_mb']:,.0f} MB for train+val; "
             f"peak resident memory {r['peak_rss_mb']:,.0f} MB"

@@ -7,6 +7,7 @@ run's resolved settings, `vars(args)`). `last.pth` adds `optimizer`, `scheduler`
 (the randomness of each epoch is derived from the seed and the epoch number).
 """
 import pickle
+import struct
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,8 +16,20 @@ import torch
 
 from .utils import UserError, atomic_path
 
-FORMAT = "caltech101-resnet18/1"
+FORMAT = "caltech101-resnet18/1"  # kept for every --model: the dict's layout, not the network, is the format
 REQUIRED = ("model", "classes", "epoch", "val_acc", "hparams")
+CKPT_DIR = "checkpoints"
+
+
+def resolve(name, ckpt_dir=CKPT_DIR):
+    """The checkpoint file `name`; a bare name that is not a file is looked up in `ckpt_dir`."""
+    path = Path(name)
+    if not path.is_file() and len(path.parts) == 1 and (Path(ckpt_dir) / path).is_file():
+        return Path(ckpt_dir) / path
+    if not path.is_file():
+        raise UserError(f"checkpoint {name} not found (looked for it as a file and in {ckpt_dir}/); "
+                        "train one with train.py or grid_search.py")
+    return path
 
 
 def save(state, path):
@@ -77,7 +90,7 @@ def load(path):
         # weights_only refuses any pickle that would import or call code: nothing in it has run.
         raise UserError(f"{path} was refused: it holds Python objects beyond tensors and plain data "
                         "(possibly code), so it is not a checkpoint of this project") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, struct.error) as e:
         raise UserError(f"{path} is truncated or not a PyTorch checkpoint ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or any(k not in state for k in REQUIRED):
         raise UserError(f"{path} is not a checkpoint written by this project's train.py")

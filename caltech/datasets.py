@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from . import cache
-from .transforms import BatchTransform, auto_augment_policy, eval_preset, resize_sizes, train_preset
+from .transforms import MEAN, STD, BatchTransform, auto_augment_policy, eval_preset, resize_sizes, train_preset
 from .utils import derive_seed
 
 
@@ -43,14 +43,15 @@ class CachedLoader:
     """Batches from a uint8 NCHW array; augmentation (if any) runs batched on `device`."""
 
     def __init__(self, images, labels, batch_size, device, seed, train, crop, channels_last=False,
-                 on_device=False, resized=None, policy=None):
+                 on_device=False, resized=None, policy=None, mean=MEAN, std=STD):
         self.images = torch.from_numpy(images)
         if on_device:  # a few hundred MB of uint8: gathering on the GPU beats any host pipeline
             self.images = self.images.to(device)
         self.labels = torch.as_tensor(labels)
         self.batch_size, self.device, self.seed, self.train = batch_size, device, seed, train
         self.transform = BatchTransform(self.images.device, crop if train else None, channels_last,
-                                        resized=resized if train else None, policy=policy if train else None)
+                                        resized=resized if train else None, policy=policy if train else None,
+                                        mean=mean, std=std)
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -99,7 +100,8 @@ def build_loader(split, name, args, device, train=None):
     """The loader for split `name` ('train', 'val' or 'test') as `args` asks (see train.py's flags).
 
     `train` (default: name == 'train') decides shuffling and augmentation; the augmentation options
-    (`train_crop`, `min_scale`, `auto_augment`) default to the published recipe when `args` lacks them.
+    (`train_crop`, `min_scale`, `auto_augment`) default to the published recipe, and `mean` / `std` to
+    ImageNet's, when `args` lacks them.
     """
     train = name == "train" if train is None else train
     samples = split.samples[name]
@@ -109,13 +111,14 @@ def build_loader(split, name, args, device, train=None):
     train_crop = getattr(args, "train_crop", "random")
     min_scale = getattr(args, "min_scale", 0.08)
     auto_augment = getattr(args, "auto_augment", "none")
+    norm = {"mean": getattr(args, "mean", MEAN), "std": getattr(args, "std", STD)}  # the model weights' own
     if args.loader == "pil":
-        preset = train_preset(args.image_size, train_crop, min_scale, auto_augment) if train else \
-            eval_preset(args.image_size)
+        preset = train_preset(args.image_size, train_crop, min_scale, auto_augment, **norm) if train else \
+            eval_preset(args.image_size, **norm)
         dataset = ImageList(samples, preset)
         return PILLoader(dataset, batch_size, device, args.seed, train, args.workers, channels_last)
     images = cache.load_or_build(args.cache_dir, split, name, resize if train else crop, in_memory=train)
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return CachedLoader(images, labels, batch_size, device, args.seed, train, crop, channels_last,
                         on_device=device.type == "cuda", resized=min_scale if train_crop == "resized" else None,
-                        policy=auto_augment_policy(auto_augment))
+                        policy=auto_augment_policy(auto_augment), **norm)

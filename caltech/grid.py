@@ -16,8 +16,10 @@ from filelock import FileLock
 from .utils import atomic_path, atomic_write_text
 
 PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
-# Recipe: the run's non-default recipe options (train.recipe_tag), empty for the published recipe
-COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe"]
+# Recipe: the run's non-default recipe options (train.recipe_tag), empty for the published recipe;
+# Epochs_Run: the epochs the run really trained, fewer than Epochs after an early stop (--patience)
+COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe", "Epochs_Run"]
+LATER = ["Recipe", "Epochs_Run"]  # absent from results files written before they existed: read as empty
 ACCURACIES = ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"]
 
 
@@ -62,7 +64,8 @@ def make_row(trial, metrics):
             "Best_Val_Acc": f"{metrics['best_val_acc']:.4f}", "Test_Acc": f"{metrics['test_acc']:.4f}",
             "Test_Mean_Class_Acc": f"{metrics['test_mean_class_acc']:.4f}", "Seed": trial.seed,
             "Scratch": str(trial.scratch), "Train_Seconds": f"{metrics['train_seconds']:.1f}",
-            "Run": trial.run_name, "Recipe": trial.recipe}
+            "Run": trial.run_name, "Recipe": trial.recipe,
+            "Epochs_Run": metrics.get("epochs_run", trial.epochs)}  # metrics from before --patience: all epochs
 
 
 def read_results(path):
@@ -147,12 +150,18 @@ def seed_stats(rows):
     return sorted(stats, key=lambda e: e["Experiment"])
 
 
+def epochs_run(row):
+    """The epochs a run really trained: rows from before early stopping ran all of theirs."""
+    return row.get("Epochs_Run") or row["Epochs"]
+
+
 def format_table(rows, best):
     """The results as a fixed-width table, accuracies in %, the chosen run marked with '*'."""
-    header = ["", "Exp", "Epochs", "LR_FC", "LR_Base", "Seed", "Val %", "Test %", "Test mean-class %", "Seconds"]
+    header = ["", "Exp", "Epochs", "LR_FC", "LR_Base", "Seed", "Val %", "Test %", "Test mean-class %", "Seconds",
+              "Epochs run"]
     lines = [[("*" if r is best else ""), r["Experiment"], r["Epochs"], r["LR_FC"], r["LR_Base"], r["Seed"],
               f"{100 * float(r['Best_Val_Acc']):.2f}", f"{100 * float(r['Test_Acc']):.2f}",
-              f"{100 * float(r['Test_Mean_Class_Acc']):.2f}", r["Train_Seconds"]] for r in rows]
+              f"{100 * float(r['Test_Mean_Class_Acc']):.2f}", r["Train_Seconds"], epochs_run(r)] for r in rows]
     return _fixed_width(header, lines)
 
 

@@ -1,23 +1,73 @@
-"""ResNet-18 with a new `fc` for the split's classes, ImageNet weights or random initialisation."""
+"""The network: a torchvision classification model (ResNet-18 by default) with a new head for the
+split's classes, ImageNet weights or random initialisation.
+
+    build_model(101)                                            # the published ResNet-18, ImageNet weights
+    build_model(101, name="efficientnet_b0", scratch=True)      # any model of torchvision's registry
+
+The model is built with `torchvision.models.get_model(name, weights=None)` and its ImageNet state dict
+loaded afterwards, from torchvision's cache (downloading when it can) or a local file, so that both
+roads and offline use behave alike. Its ImageNet classifier, found generically, is then replaced.
+"""
+import difflib
+import re
 import urllib.error
 from pathlib import Path
 
 import torch
+import torchvision
 from torch import nn
-from torchvision.models import ResNet18_Weights, resnet18
+from torchvision.models import get_model, get_model_weights, list_models
 
 from .utils import UserError
 
-WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
+DEFAULT_MODEL = "resnet18"  # with its DEFAULT weights, IMAGENET1K_V1: the published model
+IMAGENET_CLASSES = 1000
+EXAMPLES = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16")
+AUX_MODELS = ("googlenet", "inception_v3")  # models with auxiliary classifiers in training
+# densenet weights predate dots being banned in module names: torchvision renames these keys on load
+DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
-def cached_weights_path():
-    """Where torchvision keeps the downloaded ImageNet weights ($TORCH_HOME/hub/checkpoints/...)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(WEIGHTS.url).name
+def model_names():
+    """The classification models of torchvision's registry (no detection, video or quantized ones)."""
+    return list_models(module=torchvision.models)
 
 
-def load_imagenet_state(weights=None):
-    """The 1000-class torchvision ResNet-18 state dict: from `weights`, else torchvision's cache/download."""
+def resolve_weights(name=DEFAULT_MODEL, weights_name=None):
+    """The torchvision weights of model `name`: the member `weights_name` of its enum, else its DEFAULT."""
+    names = model_names()
+    if name not in names:
+        near = difflib.get_close_matches(name, names, n=4, cutoff=0.6) or EXAMPLES
+        raise UserError(f"--model {name} is not a classification model of torchvision's registry; valid names "
+                        f"include {', '.join(near)} (all {len(names)}: torchvision.models.list_models("
+                        f"module=torchvision.models))")
+    enum = get_model_weights(name)
+    if weights_name is None:
+        return enum.DEFAULT
+    try:
+        return enum[weights_name]
+    except KeyError:
+        raise UserError(f"--weights-name {weights_name} is not one of {name}'s weights "
+                        f"({', '.join(w.name for w in enum)})") from None
+
+
+def preprocessing(name=DEFAULT_MODEL, weights_name=None):
+    """(eval side, mean, std) of the weights' own preprocessing: (224, ImageNet's) for ResNet-18.
+
+    Only these three are taken from torchvision: the resize geometry stays the published one for
+    every model (square resizes, random crop for training), so that the cache and both loaders hold."""
+    preset = resolve_weights(name, weights_name).transforms()
+    return preset.crop_size[0], tuple(preset.mean), tuple(preset.std)
+
+
+def cached_weights_path(name=DEFAULT_MODEL, weights_name=None):
+    """Where torchvision keeps the downloaded ImageNet weights ($TORCH_HOME/hub/checkpoints/<file of the URL>)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(resolve_weights(name, weights_name).url).name
+
+
+def load_imagenet_state(weights=None, name=DEFAULT_MODEL, weights_name=None):
+    """The 1000-class torchvision state dict of model `name`: from `weights`, else torchvision's cache/download."""
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -27,33 +77,111 @@ def load_imagenet_state(weights=None):
         except Exception as e:  # pickle, zip and EOF errors all mean the same thing to the user
             raise UserError(f"--weights {path} is not a readable PyTorch state dict ({type(e).__name__})") from None
         return state.get("state_dict", state) if isinstance(state, dict) else state
+    member = resolve_weights(name, weights_name)
     try:
-        return WEIGHTS.get_state_dict(progress=True, check_hash=True)
+        return member.get_state_dict(progress=True, check_hash=True)
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         raise UserError(
-            f"could not load the ImageNet weights ({type(e).__name__}: {e}). Either pass "
-            f"--weights PATH to a torchvision resnet18 state dict, or put {Path(WEIGHTS.url).name} "
-            f"(from {WEIGHTS.url}) at {cached_weights_path()} (torchvision's cache; set TORCH_HOME "
-            f"to move it), or use --scratch") from None
+            f"could not load the ImageNet weights of {name} ({type(e).__name__}: {e}). Either pass "
+            f"--weights PATH to a torchvision {name} state dict, or put {Path(member.url).name} "
+            f"(from {member.url}) at {cached_weights_path(name, weights_name)} (torchvision's cache; set "
+            f"TORCH_HOME to move it), or use --scratch") from None
 
 
-def build_model(num_classes, scratch=False, weights=None):
-    """ResNet-18; unless `scratch`, ImageNet weights first; then `fc` replaced for `num_classes`."""
-    model = resnet18(weights=None)
-    if not scratch:
-        state = load_imagenet_state(weights)
+def arch_kwargs(name, image_size=None, pretrained=True):
+    """Builder arguments that make the architecture fit this use; the same for training and for rebuilding."""
+    kwargs = {}
+    if image_size and name.startswith("vit_"):  # position embeddings are sized for the input
+        kwargs["image_size"] = image_size
+    if image_size and name.startswith("maxvit_"):
+        kwargs["input_size"] = (image_size, image_size)
+    if name in AUX_MODELS:
+        # One output in training too (the loop has no auxiliary losses); their ImageNet weights expect
+        # transform_input, which torchvision's own builders switch on with them.
+        kwargs.update(aux_logits=False, transform_input=pretrained, init_weights=not pretrained)
+    return kwargs
+
+
+def fit_state(state, name, model):
+    """The ImageNet state dict adapted as torchvision's builders adapt it: old densenet key names,
+    no auxiliary classifiers, ViT position embeddings interpolated to the model's image size."""
+    if not isinstance(state, dict):
+        return state
+    state = dict(state)
+    if name.startswith("densenet"):
+        state = {DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
+    if name in AUX_MODELS:
+        state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2.", "AuxLogits."))}
+    pos = state.get("encoder.pos_embedding")
+    if name.startswith("vit_") and isinstance(pos, torch.Tensor) and pos.shape != model.encoder.pos_embedding.shape:
+        from torchvision.models.vision_transformer import interpolate_embeddings
+        state = interpolate_embeddings(model.image_size, model.patch_size, state)
+    return state
+
+
+def replace_head(model, num_classes):
+    """Replace the model's ImageNet classifier by a new layer for `num_classes`; returns its module name.
+
+    The classifier is the last layer with 1000 outputs: ResNet's `fc`, `classifier[-1]` of EfficientNet,
+    MobileNet, ConvNeXt and VGG, ViT's `heads.head`, Swin's `head`, SqueezeNet's 1x1 convolution. Its
+    name is kept as `model.head_name` for param_groups."""
+    found = [(n, m) for n, m in model.named_modules()
+             if isinstance(m, nn.Linear) and m.out_features == IMAGENET_CLASSES
+             or isinstance(m, nn.Conv2d) and m.out_channels == IMAGENET_CLASSES and m.kernel_size == (1, 1)]
+    if not found:
+        raise UserError(f"{type(model).__name__} has no layer with {IMAGENET_CLASSES} outputs to replace by a new head")
+    name, old = found[-1]
+    bias = old.bias is not None
+    new = (nn.Linear(old.in_features, num_classes, bias=bias) if isinstance(old, nn.Linear)
+           else nn.Conv2d(old.in_channels, num_classes, 1, bias=bias))
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent), child, new)
+    model.head_name = name
+    return name
+
+
+def build_model(num_classes, scratch=False, weights=None, name=DEFAULT_MODEL, weights_name=None, image_size=None,
+                load_weights=True):
+    """Model `name` (ResNet-18 by default); unless `scratch`, its ImageNet weights first; then its head
+    replaced for `num_classes`. `load_weights=False` builds the same architecture without loading
+    anything: for weights that come from one of our checkpoints."""
+    resolve_weights(name, weights_name)  # an unknown name fails here, in one sentence
+    pretrained = not scratch
+    try:
+        model = get_model(name, weights=None, **arch_kwargs(name, image_size, pretrained))
+    except (AssertionError, ValueError, RuntimeError) as e:  # e.g. a ViT image size that is no multiple of its patch
+        raise UserError(f"{name} cannot be built for --image-size {image_size} ({str(e).strip()})") from None
+    if pretrained and load_weights:
+        state = load_imagenet_state(weights, name, weights_name)
         try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError, AttributeError) as e:
+            model.load_state_dict(fit_state(state, name, model))
+        except (RuntimeError, TypeError, AttributeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0]
-            raise UserError(f"the ImageNet weights are not a torchvision resnet18 state dict ({first})") from None
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
+            raise UserError(f"the ImageNet weights are not a torchvision {name} state dict ({first})") from None
+    replace_head(model, num_classes)
+    return model
+
+
+def from_checkpoint(ckpt, path):
+    """The trained model of checkpoint `ckpt` (read from `path`), rebuilt from its settings alone:
+    nothing is downloaded. Checkpoints from before --model hold a ResNet-18."""
+    hp = ckpt["hparams"]
+    name, n = hp.get("model", DEFAULT_MODEL), len(ckpt["classes"])
+    if name not in model_names():
+        raise UserError(f"{path} holds a {name}, a model this version of torchvision does not have")
+    model = build_model(n, scratch=hp.get("scratch", False), name=name, weights_name=hp.get("weights_name"),
+                        image_size=hp.get("image_size"), load_weights=False)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError:
+        raise UserError(f"{path}'s weights do not fit a {name} with {n} classes") from None
     return model
 
 
 def param_groups(model, lr_fc, lr_base):
-    """Two Adam groups: the new `fc` at lr_fc, every other (pretrained) parameter at lr_base."""
-    fc = list(model.fc.parameters())
-    fc_ids = {id(p) for p in fc}
-    base = [p for p in model.parameters() if id(p) not in fc_ids]
-    return [{"params": base, "lr": lr_base, "name": "base"}, {"params": fc, "lr": lr_fc, "name": "fc"}]
+    """Two optimizer groups: "fc", the new head (ResNet's `fc`; `model.head_name` for any model), at lr_fc,
+    and "base", every other (pretrained) parameter, at lr_base."""
+    head = list(model.get_submodule(getattr(model, "head_name", "fc")).parameters())
+    head_ids = {id(p) for p in head}
+    base = [p for p in model.parameters() if id(p) not in head_ids]
+    return [{"params": base, "lr": lr_base, "name": "base"}, {"params": head, "lr": lr_fc, "name": "fc"}]

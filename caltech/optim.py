@@ -32,6 +32,7 @@ def build_scheduler(optimizer, schedule="step", epochs=30, step_size=10, gamma=0
         raise ValueError(f"unknown schedule {schedule!r}; choose from {SCHEDULES}")
     if warmup_epochs <= 0:
         return main
-    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warmup_epochs + 1), total_iters=warmup_epochs)
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warmup_epochs + 1),
+                                               total_iters=warmup_epochs)
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_epochs])
 

@@ -105,7 +105,7 @@ def read_results(path):
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise UserError(f"results file {path} could not be read ({type(e).__name__})") from None
     ours = "Seed" in columns and "Scratch" in columns
-    missing = [c for c in (grid.COLUMNS if ours else grid.PUBLISHED) if c not in columns]
+    missing = [c for c in (grid.COLUMNS if ours else grid.PUBLISHED) if c not in columns and c not in grid.LATER]
     if missing:
         raise UserError(f"{path} lacks the column(s) {', '.join(missing)}, so it is not a grid_search_results.csv")
     if not rows:

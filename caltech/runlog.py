@@ -13,7 +13,8 @@ EPOCH_TAGS = {"train_loss": "Loss/train", "train_acc": "Accuracy/train", "val_lo
               "val_acc": "Accuracy/val", "lr_base": "LR/base", "lr_fc": "LR/fc"}
 # final metrics shown in the HParams dashboard
 HPARAM_METRICS = {"best_val_acc": "hparam/best_val_acc", "test_acc": "hparam/test_acc",
-                  "test_mean_class_acc": "hparam/test_mean_class_acc"}
+                  "test_mean_class_acc": "hparam/test_mean_class_acc",
+                  "epochs_run": "hparam/epochs_run"}  # fewer than the recipe's epochs after an early stop
 
 
 class RunLogger:

@@ -2,7 +2,8 @@
 
 Train: resize to 256x256, random 224 crop, random horizontal flip, ImageNet normalisation.
 Eval:  resize to 224x224 (a square resize, not resize-and-centre-crop: that is what was published).
-`image_size` scales both (train resize = round(image_size * 256 / 224)).
+`image_size` scales both (train resize = round(image_size * 256 / 224)). `mean` and `std` are
+ImageNet's unless a model's weights were trained with others (caltech.model.preprocessing).
 
 Options (off by default), both after the same 256x256 resize so that the cache stays exact:
 `crop="resized"` replaces the random crop by torchvision's RandomResizedCrop (scale, ratio), and
@@ -49,17 +50,17 @@ def auto_augment_policy(name):
     return None
 
 
-def train_preset(image_size=224, crop="random", min_scale=0.08, auto_augment="none"):
+def train_preset(image_size=224, crop="random", min_scale=0.08, auto_augment="none", mean=MEAN, std=STD):
     resize, size = resize_sizes(image_size)
     cropper = T.RandomCrop(size) if crop == "random" else T.RandomResizedCrop(size, scale=(min_scale, 1.0),
                                                                                ratio=RATIO, antialias=True)
     policy = auto_augment_policy(auto_augment)
     return T.Compose([T.Resize((resize, resize)), cropper, T.RandomHorizontalFlip(), *([policy] if policy else []),
-                      T.ToTensor(), T.Normalize(MEAN, STD)])
+                      T.ToTensor(), T.Normalize(mean, std)])
 
 
-def eval_preset(image_size=224):
-    return T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(MEAN, STD)])
+def eval_preset(image_size=224, mean=MEAN, std=STD):
+    return T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(mean, std)])
 
 
 def resize_uint8(img, side):
@@ -137,13 +138,13 @@ class BatchTransform:
     crop is a RandomResizedCrop instead; with `policy`, an auto-augment policy follows per image.
     """
 
-    def __init__(self, device, crop=None, channels_last=False, resized=None, policy=None):
+    def __init__(self, device, crop=None, channels_last=False, resized=None, policy=None, mean=MEAN, std=STD):
         self.crop, self.resized, self.policy = crop, resized, policy
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(std, device=device).view(1, 3, 1, 1)
         # ToTensor then Normalize, folded into one multiply-add: x * scale + shift.
         self.scale = 1.0 / (255.0 * std)
-        self.shift = -torch.tensor(MEAN, device=device).view(1, 3, 1, 1) / std
+        self.shift = -torch.tensor(mean, device=device).view(1, 3, 1, 1) / std
 
     def __call__(self, images, index, generator=None):
         if self.crop and (self.resized or self.policy):

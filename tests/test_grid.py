@@ -178,6 +178,7 @@ for trial in grid.make_trials([1], [1e-3], [float(i) for i in range(1, 41)], [se
 def test_two_grid_processes_on_one_csv_lose_no_row(tmp_path):
     import subprocess
     import sys
+
     from conftest import ROOT
     script = tmp_path / "append.py"
     script.write_text(APPEND_ROWS.format(root=str(ROOT)))

@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
-SCRIPTS = ["split_dataset", "train", "grid_search", "evaluate", "bench", "report"]
+SCRIPTS = ["split_dataset", "train", "grid_search", "evaluate", "predict", "bench", "report"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -29,3 +29,54 @@ def test_ci_runs_the_readme_test_command():
     command = re.search(r"^(pip install -r requirements-dev\.txt && python -m pytest)\b", README, re.M).group(1)
     ci = (ROOT / ".ci" / "run").read_text()
     assert command in ci.splitlines()
+
+
+SECTIONS = {"report": r"^## Report", "grid_search": r"^### `grid_search\.py`|^## Scaling out"}
+MACHINE_DEPENDENT = {"--workers": "CPU count"}  # computed from os.cpu_count(): the README names the rule
+
+
+def readme_rows(script):
+    """{flag: default cell} of the flag tables in the README's section(s) for `script`."""
+    heading = SECTIONS.get(script, r"^### `" + re.escape(script) + r"\.py`")
+    rows = {}
+    for match in re.finditer(r"(?:" + heading + r").*?$(.*?)(?=^#)", README, re.M | re.S):
+        for line in match.group(1).splitlines():
+            if not line.startswith("| `--"):
+                continue
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            for flag in re.findall(r"`(--[\w-]+)", cells[0]):
+                if "see [" not in cells[1]:  # a pointer to another table: that table's row counts
+                    rows.setdefault(flag, cells[1])
+    return rows
+
+
+def numbers(text):
+    return {float(t) for t in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])", text.replace(",", ""))}
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s != "bench"])
+def test_readme_flag_tables_state_each_parsers_default(script):
+    rows = readme_rows(script)
+    assert rows, f"no flag table for {script}.py"
+    wrong = []
+    for action in importlib.import_module(script).get_args_parser()._actions:
+        flag = next((s for s in action.option_strings if s.startswith("--") and s in rows), None)
+        if flag is None or action.dest == "help":
+            continue
+        cell, default = rows[flag], action.default
+        if flag in MACHINE_DEPENDENT and isinstance(default, int):
+            ok = MACHINE_DEPENDENT[flag] in cell
+        elif isinstance(default, bool) or (default is False and action.nargs == 0):
+            ok = ("on" if default else "off") in cell.lower()
+        elif isinstance(default, (int, float)):
+            ok = float(default) in numbers(cell)
+        elif isinstance(default, list):
+            ok = {float(v) for v in default} <= numbers(cell) if all(isinstance(v, (int, float)) for v in default) \
+                else all(str(v) in cell for v in default)
+        elif isinstance(default, str):
+            ok = default in cell
+        else:  # None: worked out at run time; the cell must say how, not show a number that is not the default
+            ok = not re.fullmatch(r"`?-?[\d.e-]+`?", cell)
+        if not ok:
+            wrong.append(f"{flag}: README says {cell!r}, the parser {default!r}")
+    assert not wrong, f"{script}.py: " + "; ".join(wrong)

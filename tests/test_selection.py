@@ -8,7 +8,6 @@ import torch
 
 import evaluate
 import grid_search
-import train
 from caltech import engine, grid
 from caltech.split import build_split, read_split
 from conftest import grid_flags, make_image_folder, read_rows

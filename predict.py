@@ -1,0 +1,170 @@
+"""Classify your own images with a trained checkpoint: the top-k classes and their probabilities per image.
+
+    python predict.py photo.jpg --ckpt best.pth              # a bare name is looked up in checkpoints/
+    python predict.py holiday/ 'shots/*.png' --topk 3 --out preds.csv
+
+Folders are searched recursively for image files and glob patterns are expanded (quote them; ** works).
+Each image goes through the checkpoint's own evaluation transform (square resize to its image size,
+its normalisation), so a prediction is the one evaluate.py scores. A file that cannot be read as an
+image is named in a warning and listed without a prediction; the rest goes on. The model is rebuilt
+from the checkpoint alone; nothing is downloaded.
+"""
+import argparse
+import csv
+import glob
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from caltech import checkpoint, engine
+from caltech.datasets import pil_loader
+from caltech.model import from_checkpoint
+from caltech.transforms import MEAN, STD, eval_preset
+from caltech.utils import UserError, atomic_path, default_workers, run_cli, select_device
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what PIL raises on a bad file
+
+
+def get_args_parser(add_help=True):
+    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_argument_group("what to classify")
+    group.add_argument("paths", nargs="+", metavar="PATH",
+                       help="image files, folders (searched recursively for images) and glob patterns")
+    group.add_argument("--ckpt", default="best.pth",
+                       help=f"checkpoint file; a bare name that is not a file is looked up in {checkpoint.CKPT_DIR}/ "
+                            "(default: best.pth, the grid's choice)")
+    group.add_argument("--topk", type=int, default=5,
+                       help="classes shown per image, at most the checkpoint's number of classes (default: 5)")
+    group.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                       help="average each image's prediction with its mirror's (default: as the run was trained, "
+                            "off for the published recipe)")
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", default=None,
+                       help="also write a CSV: path, class_1, prob_1, ..., class_k, prob_k; an unreadable file "
+                            "has empty predictions (default: none)")
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--device", default=None, help="cuda, mps or cpu (default: CUDA, else MPS, else CPU)")
+    group.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    group.add_argument("--workers", type=int, default=default_workers(),
+                       help=f"image decoding processes when there is more than one batch (default: CPU count - 1, "
+                            f"here {default_workers()})")
+    return parser
+
+
+def find_images(patterns):
+    """The files to classify, in order, each once: files as named, folders searched recursively for
+    image files, glob patterns expanded. A missing path or a pattern matching nothing is a UserError."""
+    found = []
+    for pattern in patterns:
+        if Path(pattern).exists():
+            matches = [Path(pattern)]
+        elif any(c in pattern for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            if not matches:
+                raise UserError(f"no file matches {pattern}")
+        else:
+            raise UserError(f"{pattern} does not exist")
+        for match in matches:
+            if match.is_dir():
+                found += sorted(p for p in match.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            else:
+                found.append(match)  # named or matched on purpose: tried whatever its extension
+    if not found:
+        raise UserError(f"no image files in {' '.join(patterns)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return list(dict.fromkeys(found))
+
+
+class ImageFiles(Dataset):
+    """(index, transformed image or None, error or None) per file: a bad file is reported, not fatal."""
+
+    def __init__(self, paths, transform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        try:
+            return i, self.transform(pil_loader(self.paths[i])), None
+        except UNREADABLE as e:
+            return i, None, f"{type(e).__name__}: {e}"
+
+
+def collate(items):
+    good = [(i, x) for i, x, _ in items if x is not None]
+    images = torch.stack([x for _, x in good]) if good else None
+    return [i for i, _ in good], images, [(i, error) for i, _, error in items if error is not None]
+
+
+@torch.no_grad()
+def predict(model, loader, ctx, tta, k, device):
+    """Yield (index, [(class index, probability), ...] best first, or None, error or None) per file, in order."""
+    model.eval()
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    bar = tqdm(loader, desc="predict", unit="batch", leave=False, dynamic_ncols=True,
+               disable=True if len(loader) < 2 else None)  # a bar only for long lists (and a terminal)
+    for indices, images, errors in bar:
+        results = {i: (None, error) for i, error in errors}
+        if images is not None:
+            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            top = engine.predict_logits(model, images, ctx, tta).softmax(1).topk(k, dim=1)
+            for i, labels, probs in zip(indices, top.indices.tolist(), top.values.tolist(), strict=True):
+                results[i] = (list(zip(labels, probs, strict=True)), None)
+        for i in sorted(results):
+            yield i, *results[i]
+
+
+def write_csv(path, rows, k):
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", *(f"{col}_{j}" for j in range(1, k + 1) for col in ("class", "prob"))])
+        for row in rows:
+            cells = [cell for name, p in row["top"] or [] for cell in (name, f"{p:.6f}")]
+            writer.writerow([row["path"], *cells, *[""] * (2 * k - len(cells))])  # empty: no prediction
+
+
+def main(args):
+    if args.topk < 1 or args.batch_size < 1:
+        raise UserError("--topk and --batch-size must be at least 1")
+    files = find_images(args.paths)
+    path = checkpoint.resolve(args.ckpt)
+    ckpt = checkpoint.load(path)
+    hp, classes = ckpt["hparams"], ckpt["classes"]
+    device = select_device(args.device)
+    model = from_checkpoint(ckpt, path)
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    ctx, _, _ = engine.precision(device, hp.get("amp", True))
+    tta = hp.get("tta", False) if args.tta is None else args.tta
+    k = min(args.topk, len(classes))
+    # the checkpoint's evaluation transform: the images evaluate.py scores, decoded from files
+    size = hp.get("image_size", 224)
+    transform = eval_preset(size, hp.get("mean", MEAN), hp.get("std", STD))
+    loader = DataLoader(ImageFiles(files, transform), batch_size=args.batch_size, collate_fn=collate,
+                        num_workers=args.workers if len(files) > args.batch_size else 0,
+                        pin_memory=device.type == "cuda")
+    print(f"checkpoint: {path} ({hp.get('model', 'resnet18')}, {len(classes)} classes, {size} px"
+          f"{', flip test-time augmentation' if tta else ''}); {len(files)} file(s)")
+    rows = []
+    for i, top, error in predict(model, loader, ctx, tta, k, device):
+        named = [(classes[c], p) for c, p in top] if top is not None else None
+        rows.append({"path": str(files[i]), "top": named})
+        if error is not None:
+            tqdm.write(f"warning: {files[i]} is not a readable image, no prediction ({error})", file=sys.stderr)
+        else:
+            tqdm.write(f"{files[i]}: " + ", ".join(f"{name} {p:.4f}" for name, p in named))
+    if args.out:
+        write_csv(args.out, rows, k)
+        print(f"predictions written to {args.out}")
+    bad = sum(row["top"] is None for row in rows)
+    print(f"{len(rows) - bad} image(s) classified" + (f", {bad} unreadable (see the warnings)" if bad else ""))
+    return rows
+
+
+if __name__ == "__main__":
+    run_cli(main, get_args_parser().parse_args())
