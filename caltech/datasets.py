@@ -51,7 +51,7 @@ class CachedLoader:
         self.batch_size, self.device, self.seed, self.train = batch_size, device, seed, train
         self.transform = BatchTransform(self.images.device, crop if train else None, channels_last,
                                         resized=resized if train else None, policy=policy if train else None,
-                                        mean=mean, std=std)
+                                        mean=mean, std=std, one_gather=on_device)
         self.epoch = 0
 
     def set_epoch(self, epoch):

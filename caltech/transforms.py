@@ -138,8 +138,11 @@ class BatchTransform:
     crop is a RandomResizedCrop instead; with `policy`, an auto-augment policy follows per image.
     """
 
-    def __init__(self, device, crop=None, channels_last=False, resized=None, policy=None, mean=MEAN, std=STD):
+    def __init__(self, device, crop=None, channels_last=False, resized=None, policy=None, mean=MEAN, std=STD,
+                 one_gather=None):
         self.crop, self.resized, self.policy = crop, resized, policy
+        # the GPU's one-gather path (default: off the CPU); forcing it on the CPU lets tests run it
+        self.one_gather = torch.device(device).type != "cpu" if one_gather is None else one_gather
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         std = torch.tensor(std, device=device).view(1, 3, 1, 1)
         # ToTensor then Normalize, folded into one multiply-add: x * scale + shift.
@@ -152,7 +155,7 @@ class BatchTransform:
         n, side = len(index), images.shape[2]
         size = self.crop or side
         params = crop_flip_params(n, side, size, generator) if self.crop else None
-        if images.device.type != "cpu":
+        if self.one_gather:
             x = gather_crops(images, index, params, size) if params else images[index.to(images.device)]
             return x.float().mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)
         x = torch.empty((n, 3, size, size), memory_format=self.memory_format)

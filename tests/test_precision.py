@@ -65,3 +65,25 @@ def test_run_with_an_enabled_grad_scaler_resumes_exactly(tiny_split, tmp_path, m
     assert a["scaler"] == b["scaler"]
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert read_scalars(tmp_path / "runs" / "straight") == read_scalars(tmp_path / "runs" / "broken")
+
+
+def test_gpu_loader_path_on_the_cpu_gives_the_cpu_path_batches_in_channels_last(tiny_split, tmp_path):
+    """CachedLoader as on CUDA (images 'on the device', one gather per batch, channels_last), run on
+    the CPU: the same batches, value for value, as the CPU path, in the GPU's memory format."""
+    import numpy as np
+    from caltech import cache
+    from caltech.datasets import CachedLoader
+    cpu = torch.device("cpu")
+    labels = np.array([label for _, label in tiny_split.samples["train"]])
+    for train_, side in ((True, 37), (False, 32)):
+        images = cache.load_or_build(tmp_path, tiny_split, "train", side)
+        host = CachedLoader(images, labels, 8, cpu, 107, train_, 32)
+        gpu_like = CachedLoader(images, labels, 8, cpu, 107, train_, 32, channels_last=True, on_device=True)
+        assert gpu_like.transform.one_gather and not host.transform.one_gather
+        for epoch in (0, 1):
+            host.set_epoch(epoch)
+            gpu_like.set_epoch(epoch)
+            for (x, y), (gx, gy) in zip(host, gpu_like, strict=True):
+                assert gx.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(
+                    memory_format=torch.channels_last)
+                assert torch.equal(y, gy) and torch.allclose(x, gx, atol=1e-6)
