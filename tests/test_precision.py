@@ -71,6 +71,7 @@ def test_gpu_loader_path_on_the_cpu_gives_the_cpu_path_batches_in_channels_last(
     """CachedLoader as on CUDA (images 'on the device', one gather per batch, channels_last), run on
     the CPU: the same batches, value for value, as the CPU path, in the GPU's memory format."""
     import numpy as np
+
     from caltech import cache
     from caltech.datasets import CachedLoader
     cpu = torch.device("cpu")
