@@ -43,7 +43,7 @@ def get_args_parser(add_help=True):
     group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                        help="project: mixed precision on CUDA (default: on)")
     group.add_argument("--compile", action="store_true", help="project: torch.compile the model (default: off)")
-    group.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (default: 0)")
+    group.add_argument("--seed", type=int, default=107, help="seed of weights and shuffling (default: 107)")
     group.add_argument("--cache-dir", default=None, help="cache folder (default: cache/ beside the split)")
     group = parser.add_argument_group("output")
     group.add_argument("--json", default=None, help="also write the figures to this JSON file (default: none)")

@@ -215,3 +215,29 @@ def test_each_training_image_gets_new_crops_and_flips_every_epoch_and_eval_image
         assert torch.equal(first, again) and torch.equal(order, order_again)
         plain = views(loader, 0)[0]
         assert all(v == (0, 0, False) for v in plain.values())  # the whole image, never mirrored
+
+
+def test_eval_preset_is_the_published_square_resize_and_normalisation():
+    assert repr(eval_preset(224)) == repr(T.Compose([T.Resize((224, 224)), T.ToTensor(),
+                                                     T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]))
+
+
+def test_pil_loader_runs_in_workers_processes_at_its_batch_sizes_and_builds_no_cache(tiny_split, tmp_path):
+    args = loader_args(tmp_path, tiny_split, "pil")
+    args.workers, args.eval_batch_size = 2, 5
+    train_loader, val_loader = (build_loader(tiny_split, name, args, CPU) for name in ("train", "val"))
+    assert (train_loader.loader.num_workers, train_loader.loader.batch_size) == (2, 8)
+    assert (val_loader.loader.num_workers, val_loader.loader.batch_size) == (2, 5)
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("kind", ["cached", "pil"])
+def test_seed_reaches_the_training_shuffle(tiny_split, tmp_path, kind):
+    def first_epoch(seed):
+        args = loader_args(tmp_path, tiny_split, kind)
+        args.seed = seed
+        torch.manual_seed(0)  # the global generator alike: only --seed differs
+        return one_epoch(build_loader(tiny_split, "train", args, CPU), 0)
+    (x1, y1), (x1_again, _), (_, y2) = first_epoch(1), first_epoch(1), first_epoch(2)
+    assert torch.equal(x1, x1_again)
+    assert not torch.equal(y1, y2)  # another order

@@ -1,7 +1,10 @@
 """grid_search.py and evaluate.py: rows, the choice on validation, resuming, seeds, safe checkpoints."""
 import csv
+import itertools
 import json
 import os
+import shutil
+import statistics
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ import evaluate
 import grid_search
 import train
 from caltech import engine, grid
+from caltech.split import read_split
 from caltech.utils import UserError
 from conftest import ORIGINAL_RUNS, grid_flags, kill_on_call, make_image_folder, read_rows, run_script
 
@@ -46,6 +50,13 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
     assert saved == metrics and saved["n_images"] == 24 and saved["split"] == "test"
     per_class = read_rows(tmp_path / "eval" / "per_class.csv")
     assert [r["class"] for r in per_class] == tiny_split.classes and sum(int(r["images"]) for r in per_class) == 24
+    with open(tmp_path / "eval" / "confusion.csv", newline="") as f:
+        header, *matrix = list(csv.reader(f))
+    assert header == ["true\\predicted", *tiny_split.classes] and [r[0] for r in matrix] == tiny_split.classes
+    counts = [[int(v) for v in r[1:]] for r in matrix]  # rows: true class, columns: predicted
+    assert [sum(r) for r in counts] == [int(r["images"]) for r in per_class]
+    assert [counts[i][i] for i in range(4)] == [int(r["correct"]) for r in per_class]
+    assert sum(counts[i][i] for i in range(4)) / 24 == pytest.approx(metrics["accuracy"])
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
 
 
@@ -75,15 +86,21 @@ def test_interrupted_run_continues_from_its_last_checkpoint(tiny_split, tmp_path
     assert len(read_rows(tmp_path / "results.csv")) == 1
 
 
-def test_several_seeds_give_mean_and_std(tiny_split, tmp_path, capsys):
-    grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "--seeds", "1", "2"))
+def test_several_seeds_train_differently_and_print_mean_and_sample_std(tiny_split, tmp_path, capsys):
+    # --lr-base 0: the body's weights in last.pth are still its initialisation
+    grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "0", "--seeds", "1", "2"))
     rows = read_rows(tmp_path / "results.csv")
     assert [r["Seed"] for r in rows] == ["1", "2"] and {r["Experiment"] for r in rows} == {"1"}
     out = capsys.readouterr().out
-    assert "per configuration over 2 seeds" in out and "+-" in out
-    (stats,) = grid.seed_stats(rows)
-    vals = [float(r["Best_Val_Acc"]) for r in rows]
-    assert stats["n"] == 2 and stats["Best_Val_Acc"][0] == pytest.approx(sum(vals) / 2)
+    assert "per configuration over 2 seeds" in out
+    line = out.split("per configuration over 2 seeds:\n")[1].splitlines()[1]
+    for column in ("Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"):
+        values = [100 * float(r[column]) for r in rows]
+        assert f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}" in line, (column, line)
+    # each seed reached its run: its own recorded seed and its own initialisation
+    runs = [torch.load(tmp_path / "ckpt" / r["Run"] / "last.pth", weights_only=True) for r in rows]
+    assert [run["hparams"]["seed"] for run in runs] == [1, 2]
+    assert not torch.equal(runs[0]["model"]["conv1.weight"], runs[1]["model"]["conv1.weight"])
 
 
 def test_fresh_starts_the_grid_over(tiny_split, tmp_path):
@@ -92,6 +109,7 @@ def test_fresh_starts_the_grid_over(tiny_split, tmp_path):
     grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "--fresh"))
     again = read_rows(tmp_path / "results.csv")
     assert len(again) == 1 and again[0]["Best_Val_Acc"] == first[0]["Best_Val_Acc"]  # same seed, same result
+    assert len(list((tmp_path / "runs" / again[0]["Run"]).glob("events.out.tfevents.*"))) == 1  # old logs gone
 
 
 def row(exp, val, test, seed=107, epochs=20):
@@ -187,3 +205,93 @@ def test_two_grid_processes_on_one_csv_lose_no_row(tmp_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     rows = read_rows(results)
     assert len(rows) == 80 and len({(r["Seed"], r["LR_Base"]) for r in rows}) == 80
+
+
+# README: the train.py flags a grid passes to every run, each with a value that is not train.py's default
+PASS_THROUGH = {"--data": "d", "--source": "s", "--loader": "pil", "--cache-dir": "c", "--image-size": "48",
+                "--model": "resnet50", "--weights-name": "IMAGENET1K_V2", "--weights": "w.pth", "--batch-size": "5",
+                "--step-size": "3", "--gamma": "0.5", "--train-crop": "resized", "--min-scale": "0.3",
+                "--auto-augment": "trivial", "--label-smoothing": "0.1", "--optimizer": "sgd", "--weight-decay": "0.01",
+                "--momentum": "0.8", "--schedule": "cosine", "--warmup-epochs": "2", "--mixup": "0.2",
+                "--cutmix": "1.0", "--patience": "4", "--device": "cpu", "--workers": "3", "--threads": "2",
+                "--eval-batch-size": "7", "--logdir": "L", "--ckpt-dir": "C"}
+SWITCHES = ["--scratch", "--tta", "--no-amp", "--compile"]
+
+
+def test_grid_passes_every_listed_train_flag_to_each_run(tmp_path):
+    flags = [*itertools.chain.from_iterable(PASS_THROUGH.items()), *SWITCHES]
+    flags[flags.index("C")] = str(tmp_path / "C")
+    args = grid_search.get_args_parser().parse_args([*flags, "--epochs", "3", "--lr-fc", "0.01", "--lr-base", "0.002",
+                                                     "--seeds", "5"])
+    trial = grid.make_trials(args.epochs, args.lr_fc, args.lr_base, args.seeds, args.scratch)[0]
+    expected = train.get_args_parser().parse_args([*flags, "--epochs", "3", "--lr-fc", "0.01", "--lr-base", "0.002",
+                                                   "--seed", "5", "--run-name", trial.run_name])
+    defaults = vars(train.get_args_parser().parse_args([]))
+    assert all(value != defaults[key] for key, value in vars(expected).items() if key != "resume")
+    assert vars(grid_search.trial_args(args, trial)) == vars(expected)
+    (tmp_path / "C" / trial.run_name).mkdir(parents=True)
+    (tmp_path / "C" / trial.run_name / "last.pth").write_bytes(b"")
+    assert grid_search.trial_args(args, trial).resume is True  # an interrupted run resumes from its last.pth
+
+
+def test_results_csv_has_the_published_columns_then_ours_formatted_as_documented(tmp_path):
+    trial = grid.Trial(3, 20, 5e-4, 1e-4, 108, False, "ls0.1")
+    grid.append_result(tmp_path / "r.csv", grid.make_row(trial, {
+        "best_val_acc": 0.951234, "test_acc": 0.96144, "test_mean_class_acc": 0.9, "train_seconds": 61.26,
+        "epochs_run": 17}))
+    header, line = (tmp_path / "r.csv").read_text().splitlines()
+    assert header == ("Experiment,Epochs,LR_FC,LR_Base,Best_Val_Acc,Test_Acc,"  # the published six, then ours
+                      "Test_Mean_Class_Acc,Seed,Scratch,Train_Seconds,Run,Recipe,Epochs_Run")
+    # accuracies as fractions with 4 decimals, seconds with 1
+    assert line.split(",") == ["3", "20", "0.0005", "0.0001", "0.9512", "0.9614", "0.9000", "108", "False", "61.3",
+                               "grid_exp3_ep20_fc0.0005_base0.0001_s108_ls0.1", "ls0.1", "17"]
+
+
+def planned_evaluation(monkeypatch, owner):
+    """owner's engine.evaluate returns planned, distinct figures; records each call's tta and the loader's args."""
+    real, calls = engine.evaluate, []
+
+    def evaluate_(model, loader, criterion, ctx, num_classes, device, desc="eval", tta=False):
+        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, tta=tta)
+        calls.append({"tta": tta, "n": meter.n})
+        summary = {**meter.summary(), "acc": 0.125, "mean_class_acc": 0.25, "top5": 0.5}
+        return type("PlannedMeter", (), {"summary": lambda self: summary})()
+    monkeypatch.setattr(engine, "evaluate", evaluate_)
+    loaders = []
+    build = owner.build_loader
+    monkeypatch.setattr(owner, "build_loader", lambda *a, **k: (loaders.append((a, k)), build(*a, **k))[1])
+    return calls, loaders
+
+
+def test_evaluate_reports_each_metric_under_its_key_with_the_runs_settings_unless_overridden(
+        trained, tiny_split, tmp_path, monkeypatch, capsys):
+    ckpt = torch.load(trained, weights_only=True)
+    ckpt["hparams"]["tta"] = True  # a run trained with --tta: evaluate.py scores with it by default
+    run_ckpt = tmp_path / "tta_run.pth"
+    torch.save(ckpt, run_ckpt)
+    calls, loaders = planned_evaluation(monkeypatch, evaluate)
+    devices = []
+    select = evaluate.select_device
+    monkeypatch.setattr(evaluate, "select_device", lambda name: (devices.append(name), select(name))[1])
+    evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", str(run_ckpt), "--json", str(tmp_path / "m.json")]))
+    assert json.loads((tmp_path / "m.json").read_text()) == {
+        "accuracy": 0.125, "mean_class_accuracy": 0.25, "top5_accuracy": 0.5, "n_images": 24, "split": "test"}
+    printed = capsys.readouterr().out
+    assert "\naccuracy: 0.1250\nmean_class_accuracy: 0.2500\ntop5_accuracy: 0.5000\nn_images: 24\n" in printed
+    run = loaders[0][0][2]
+    assert calls[0]["tta"] is True and (run.loader, run.eval_batch_size, run.data, run.cache_dir) == (
+        "cached", 8, str(tiny_split.root), str(tiny_split.root.parent / "cache"))
+
+    # every runtime flag overrides the run's; another --data brings its own cache beside it
+    other = tmp_path / "copy" / "split"
+    shutil.copytree(tiny_split.root, other)
+    evaluate.main(evaluate.get_args_parser().parse_args(
+        ["--ckpt", str(run_ckpt), "--no-tta", "--data", str(other), "--loader", "pil", "--eval-batch-size", "5",
+         "--workers", "0", "--device", "cpu", "--split", "val"]))
+    run, split = loaders[1][0][2], loaders[1][0][0]
+    assert calls[1] == {"tta": False, "n": 12} and devices == [None, "cpu"]
+    assert (run.data, run.loader, run.eval_batch_size, run.workers, run.cache_dir) == (
+        str(other), "pil", 5, 0, str(other.parent / "cache"))
+    assert split.root == other and split.manifest == read_split(tiny_split.root).manifest
+    evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", str(run_ckpt), "--cache-dir", str(tmp_path / "c")]))
+    assert loaders[2][0][2].cache_dir == str(tmp_path / "c")

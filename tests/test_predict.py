@@ -123,3 +123,52 @@ def test_missing_path_empty_glob_and_bad_checkpoint_are_one_sentence(trained, ti
         run_predict(tiny_split.root / "*.png", "--ckpt", trained)
     with pytest.raises(UserError, match="checkpoint nothing.pth not found"):
         run_predict(tiny_split.root / "test", "--ckpt", "nothing.pth")
+
+
+def test_folders_are_searched_for_every_documented_image_extension(tmp_path):
+    documented = ".jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp".split()  # README, predict.py's PATH row
+    folder = tmp_path / "photos"
+    (folder / "deeper").mkdir(parents=True)
+    images = [folder / "deeper" / f"a{ext}" for ext in documented] + [folder / "UPPER.JPG"]
+    for path in [*images, folder / "notes.txt", folder / "anim.gif"]:
+        path.touch()
+    assert predict.find_images([str(folder)]) == sorted(images)
+
+
+def test_tta_default_is_the_runs(trained, tiny_split, tmp_path):
+    ckpt = torch.load(trained, weights_only=True)
+    ckpt["hparams"]["tta"] = True  # a run trained with --tta
+    tta_run = tmp_path / "tta_run.pth"
+    torch.save(ckpt, tta_run)
+    folder = tiny_split.root / "test"
+    by_default = {r["path"]: dict(r["top"]) for r in run_predict(folder, "--ckpt", tta_run)}
+    turned_off = {r["path"]: dict(r["top"]) for r in run_predict(folder, "--ckpt", tta_run, "--no-tta")}
+    for probs, tta in ((by_default, True), (turned_off, False)):
+        expected = evaluate_path(tta_run, tiny_split, "test", tta=tta)
+        for path, top in probs.items():
+            assert [top[c] for c in tiny_split.classes] == pytest.approx(expected[path].tolist(), abs=1e-5), tta
+
+
+def test_prints_top_k_per_image_best_first_and_batches_as_asked(trained, tiny_split, monkeypatch, capsys):
+    made = []
+    real = predict.DataLoader
+
+    def loader(*args, **kwargs):
+        made.append(kwargs)
+        return real(*args, **{**kwargs, "num_workers": 0})  # recorded, but no worker process started here
+    monkeypatch.setattr(predict, "DataLoader", loader)
+    rows = predict.main(predict.get_args_parser().parse_args(
+        [str(tiny_split.root / "test"), "--ckpt", str(trained), "--topk", "3", "--batch-size", "5", "--workers", "2",
+         "--device", "cpu"]))
+    assert (made[0]["batch_size"], made[0]["num_workers"]) == (5, 2)  # 24 files: more than one batch
+    lines = {line.split(": ")[0]: line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines()
+             if line.startswith(str(tiny_split.root))}
+    assert len(lines) == len(rows) == 24
+    for row in rows:
+        pairs = [cell.rsplit(" ", 1) for cell in lines[row["path"]].split(", ")]
+        assert [(c, float(p)) for c, p in pairs] == [(c, pytest.approx(p, abs=1e-4)) for c, p in row["top"]]
+        probs = [float(p) for _, p in pairs]
+        assert len(pairs) == 3 and probs == sorted(probs, reverse=True)
+    predict.main(predict.get_args_parser().parse_args(
+        [str(tiny_split.samples["test"][0][0]), "--ckpt", str(trained), "--workers", "2", "--device", "cpu"]))
+    assert (made[1]["batch_size"], made[1]["num_workers"]) == (64, 0)  # one batch: decoded in this process

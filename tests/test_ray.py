@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import grid_search
+import train
 from caltech import grid, ray_tune
 from caltech.utils import UserError
 from conftest import ROOT, grid_flags, read_rows
@@ -160,3 +161,16 @@ def test_killed_driver_resumes_without_repeating_or_duplicating(tiny_split, tmp_
     run = torch.load(tmp_path / "ckpt" / best["Run"] / "best.pth", weights_only=True)
     assert all(torch.equal(chosen["model"][k], run["model"][k]) for k in chosen["model"])
     assert len(list((tmp_path / "ckpt" / "ray_results").iterdir())) == 2  # one Tune experiment per invocation
+
+
+def test_each_trial_runs_cpus_per_trial_torch_threads_unless_threads_is_given(tmp_path, monkeypatch):
+    tune = pytest.importorskip("ray.tune")
+    seen = []
+    monkeypatch.setattr(train, "main", lambda targs, on_epoch=None: seen.append(targs) or {})
+    monkeypatch.setattr(tune, "report", lambda *args, **kwargs: None)
+    trials = grid.make_trials([1], [1e-3], [1e-4], [107], True)
+    for extra in ([], ["--threads", "2"]):
+        args = grid_search.get_args_parser().parse_args(grid_flags(tmp_path, tmp_path, "--cpus-per-trial", "3", *extra))
+        ray_tune.trainable({"trial": 0}, trials, args, grid_search.trial_args)
+    assert [targs.threads for targs in seen] == [3, 2]
+    assert seen[0].run_name == trials[0].run_name

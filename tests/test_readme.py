@@ -25,6 +25,16 @@ def test_every_flag_has_help_stating_its_default():
                 assert action.help and "default" in action.help, (script, action.option_strings)
 
 
+def test_every_flag_is_shown_in_a_named_group():
+    """--help groups the flags (argparse's untitled default groups hold only --help)."""
+    for script in SCRIPTS:
+        parser = importlib.import_module(script).get_args_parser()
+        for group in parser._action_groups:
+            if group.title in ("options", "optional arguments", "positional arguments"):
+                assert [a.dest for a in group._group_actions] in ([], ["help"]), (script, group.title)
+        assert "default" in parser.format_help()
+
+
 def test_ci_runs_the_readme_test_command():
     command = re.search(r"^(pip install -r requirements-dev\.txt && python -m pytest)\b", README, re.M).group(1)
     ci = (ROOT / ".ci" / "run").read_text()

@@ -82,13 +82,25 @@ def assert_png(path):
         assert img.width > 300 and img.height > 300, (path.name, img.size)
 
 
-def test_report_on_a_fake_grid(fake_grid, tmp_path, capsys):
+def test_report_on_a_fake_grid(fake_grid, tmp_path, capsys, drawn, colours):
     out = tmp_path / "report"
     written = run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out,
                          "--eval", fake_grid / "eval")
     assert sorted(written) == sorted(str(out / name) for name in CURVE_FIGURES + EVAL_FIGURES + ["RESULTS.md"])
     for name in CURVE_FIGURES + EVAL_FIGURES:
         assert_png(out / name)
+    # figures 1-3: one line per configuration; experiment 1's two seeds (final 0.80, 0.70) as their mean, in percent
+    seeds = "4 epochs, lr_fc 1e-3 / lr_base 1e-4 (mean of 2 seeds, band min-max)"
+    assert drawn["fig1_val_accuracy.png"][seeds] == (list(range(1, 5)), pytest.approx([18.75, 37.5, 56.25, 75.0]))
+    assert drawn["fig2_train_loss.png"][seeds][1] == pytest.approx([2.0, 1.0, 2 / 3, 0.5])
+    assert drawn["fig3_val_loss.png"][seeds][1] == pytest.approx([2.4, 1.2, 0.8, 0.6])
+    # figures 4-6: the run chosen on validation (experiment 2), in its colour of figures 1-3
+    (label,) = [k for k in drawn["fig4_best_vs_scratch_val_accuracy.png"] if k.startswith("fine-tuned")]
+    assert label.startswith("fine-tuned, experiment 2, seed 1:")
+    assert drawn["fig4_best_vs_scratch_val_accuracy.png"][label][1][-1] == pytest.approx(78.0)
+    assert colours["fig4_best_vs_scratch_val_accuracy.png"][label] == \
+        colours["fig1_val_accuracy.png"]["4 epochs, lr_fc 1e-3 / lr_base 1e-5"]
+    assert len(set(colours["fig1_val_accuracy.png"].values())) == 3  # three configurations, three colours
 
     md = (out / "RESULTS.md").read_text()
     rows = table_rows(md, "## Grid search")
@@ -120,12 +132,15 @@ def test_seeds_are_averaged_over_the_epochs_each_reached():
     assert low.tolist() == pytest.approx([0.2, 0.4, 0.6]) and high.tolist() == pytest.approx([0.4, 0.6, 0.6])
 
 
-def test_epochs_restricts_the_curves_and_the_comparison(fake_grid, tmp_path, capsys):
+def test_epochs_restricts_the_curves_and_the_comparison(fake_grid, tmp_path, capsys, drawn):
     out = tmp_path / "report"
     run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out, "--epochs", "3")
     rows = table_rows((out / "RESULTS.md").read_text(), "## Grid search")
     assert len(rows) == len(TRIALS)  # the table keeps every run; only the figures are restricted
     assert {r[1]: r[0] for r in rows if r[0]} == {"2": "**best**", "3": "*figs 4-6*"}
+    assert list(drawn["fig1_val_accuracy.png"]) == ["lr_fc 5e-4 / lr_base 1e-4"]  # the 3-epoch run only
+    assert [k for k in drawn["fig4_best_vs_scratch_val_accuracy.png"] if k.startswith("fine-tuned")] == [
+        "fine-tuned, experiment 3, seed 1: 3 epochs, lr_fc 5e-4 / lr_base 1e-4"]
     assert not (out / "fig7_worst_classes.png").exists()
     with pytest.raises(UserError, match="no fine-tuned run with --epochs 7"):
         run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out, "--epochs", "7")
@@ -184,6 +199,19 @@ def drawn(monkeypatch):
     def record(fig, path):
         figures[path.name] = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
                               for line in fig.axes[0].lines}
+        save(fig, path)
+    monkeypatch.setattr(report_lib, "save_figure", record)
+    return figures
+
+
+@pytest.fixture
+def colours(monkeypatch):
+    """{figure file name: {legend label: colour}} of every figure saved."""
+    figures = {}
+    save = report_lib.save_figure
+
+    def record(fig, path):
+        figures[path.name] = {line.get_label(): line.get_color() for line in fig.axes[0].lines}
         save(fig, path)
     monkeypatch.setattr(report_lib, "save_figure", record)
     return figures
@@ -282,3 +310,36 @@ def test_eval_name_names_figures_7_and_8(fake_grid, tmp_path, monkeypatch, capsy
                           (["--eval-name", "scratch"], "there is no --eval folder")):
         with pytest.raises(UserError, match=message):
             run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out, *argv)
+
+
+def test_defaults_read_runs_and_the_results_csv_and_eval_if_present_into_task1(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(report, "write_report", lambda *a, **k: calls.append((a, k)) or [])
+    monkeypatch.chdir(tmp_path)
+    run_report()
+    (tmp_path / "eval").mkdir()
+    run_report()
+    (tmp_path / "mine").mkdir()
+    run_report("--runs", "R", "--results", "X.csv", "--out", "O", "--epochs", 30, 20, "--eval", "mine",
+               "--eval-name", "n")
+    defaults = ("runs", "grid_search_results.csv", "task1")
+    assert calls == [(defaults, {"epochs": None, "eval_dir": None, "compare": [], "eval_name": None}),
+                     (defaults, {"epochs": None, "eval_dir": "eval", "compare": [], "eval_name": None}),
+                     (("R", "X.csv", "O"), {"epochs": [30, 20], "eval_dir": "mine", "compare": [], "eval_name": "n"})]
+
+
+def test_figure_7_shows_the_15_worst_classes_worst_first_and_figure_8_is_row_normalised(tmp_path, monkeypatch):
+    figures = {}
+    monkeypatch.setattr(report_lib, "save_figure", lambda fig, path: figures.__setitem__(path.name, fig))
+    accuracies = [0.05 * ((7 * i) % 20) for i in range(20)]  # 20 classes, distinct accuracies, shuffled
+    rows = [(f"class{i:02d}", 20, round(20 * a), a) for i, a in enumerate(accuracies)]
+    report_lib.plot_worst_classes(rows, tmp_path / "worst.png")
+    ax = figures["worst.png"].axes[0]
+    worst = sorted(rows, key=lambda r: r[3])[:15]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r[0] for r in worst]  # y 0 (top) is the worst
+    assert [bar.get_width() for bar in ax.patches] == pytest.approx([100 * r[3] for r in worst])
+    report_lib.plot_confusion(torch.tensor([[3, 1], [0, 2]]), ["a", "b"], tmp_path / "confusion.png")
+    image = figures["confusion.png"].axes[0].images[0].get_array()
+    assert image.ravel().tolist() == pytest.approx([0.75, 0.25, 0.0, 1.0])  # each true class sums to 1
+    for fig in figures.values():
+        report_lib.plt.close(fig)

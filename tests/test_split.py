@@ -2,6 +2,8 @@
 import csv
 import hashlib
 import http.server
+import json
+import random
 import shutil
 import tarfile
 import threading
@@ -94,6 +96,48 @@ def test_include_background_adds_a_class(messy, tmp_path):
     summary = build_split(messy, tmp_path / "split", train_per_class=8, val_per_class=3, include_background=True)
     assert "BACKGROUND_Google" in summary.classes and len(summary.classes) == 5
     assert "BACKGROUND_Google/tmp" in summary.ignored
+
+
+def test_cli_flags_reach_the_split(messy, tmp_path, monkeypatch):
+    """--seed, --train-per-class, --val-per-class, --include-background and --workers all reach build_split."""
+    calls = []
+    real = split_dataset.build_split
+    monkeypatch.setattr(split_dataset, "build_split", lambda *a, **k: (calls.append(k), real(*a, **k))[1])
+    out = tmp_path / "cli"
+    split_dataset.main(split_dataset.get_args_parser().parse_args(
+        ["--source", str(messy), "--out", str(out), "--seed", "5", "--train-per-class", "8", "--val-per-class", "3",
+         "--include-background", "--workers", "1"]))
+    assert calls[0]["workers"] == 1
+    build_split(messy, tmp_path / "ref", seed=5, train_per_class=8, val_per_class=3, include_background=True, workers=1)
+    assert (out / "split.csv").read_bytes() == (tmp_path / "ref" / "split.csv").read_bytes()
+    assert "BACKGROUND_Google" in (out / "classes.txt").read_text().split()
+    assert json.loads((out / "split.json").read_text()) == {
+        "source": str(messy.resolve()), "seed": 5, "train_per_class": 8, "val_per_class": 3,
+        "include_background": True}
+    # the split's files are hard links to the source images, not copies (same filesystem here)
+    row = split_rows(out)[0]
+    linked = out / row["split"] / row["class"] / Path(row["path"]).name
+    assert linked.stat().st_ino == (messy / row["path"]).stat().st_ino
+
+
+def test_a_class_needs_train_per_class_plus_one_usable_images(tmp_path):
+    root = make_image_folder(tmp_path / "src", classes=("enough",), per_class=9)  # 8 + 1: kept, one test image
+    make_image_folder(root, classes=("short",), per_class=8, seed=1)  # 8: skipped
+    summary = build_split(root, tmp_path / "split", train_per_class=8, val_per_class=3, workers=1)
+    assert summary.classes == ["enough"] and summary.skipped == {"short": 8}
+    assert summary.counts == {"train": 5, "val": 3, "test": 1}
+
+
+def test_each_class_is_its_seeded_shuffle_first_train_then_val_then_test(tmp_path):
+    """The documented protocol: per class, the sorted file list shuffled with the seed (and the class name,
+    so classes are independent); the first train-val images train, the next val ones validate, the rest test."""
+    root = make_image_folder(tmp_path / "src", classes=("ant", "bee"), per_class=12)
+    build_split(root, tmp_path / "split", seed=7, train_per_class=8, val_per_class=3, workers=1)
+    assigned = {r["path"]: r["split"] for r in split_rows(tmp_path / "split")}
+    for cls in ("ant", "bee"):
+        order = sorted(p for p in assigned if p.startswith(f"{cls}/"))
+        random.Random(f"7:{cls}").shuffle(order)
+        assert [assigned[p] for p in order] == ["train"] * 5 + ["val"] * 3 + ["test"] * 4, cls
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_split(messy, tmp_path):
