@@ -13,7 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from caltech import bench
+from caltech import bench, runtime
 from caltech.model import DEFAULT_MODEL, resolve_weights
 from caltech.split import read_split
 from caltech.utils import UserError, atomic_write_text, run_cli, select_device
@@ -41,8 +41,12 @@ def get_args_parser(add_help=True):
     group.add_argument("--eval-batch-size", type=int, default=None,
                        help="project's eval batch size (default: 256 on CUDA, else --batch-size; original: 32)")
     group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                       help="project: mixed precision on CUDA (default: on)")
+                       help="project: mixed precision where train.py uses it, CUDA and CPUs with native bf16 "
+                            "(default: on)")
     group.add_argument("--compile", action="store_true", help="project: torch.compile the model (default: off)")
+    group.add_argument("--compute", action="store_true",
+                       help="instead of original vs project, compare compute variants of the project's path on "
+                            "the device: fp32, channels_last, bf16 autocast, torch.compile, 1 thread (default: off)")
     group.add_argument("--seed", type=int, default=107, help="seed of weights and shuffling (default: 107)")
     group.add_argument("--cache-dir", default=None, help="cache folder (default: cache/ beside the split)")
     group = parser.add_argument_group("output")
@@ -56,7 +60,7 @@ def main(args):
     resolve_weights(args.model)  # an unknown --model fails before any image is generated
     device = select_device(args.device)
     args.steps = args.steps or None
-    args.eval_batch_size = args.eval_batch_size or (256 if device.type == "cuda" else args.batch_size)
+    args.eval_batch_size = runtime.eval_batch_size(device, args.batch_size, args.eval_batch_size)
     with tempfile.TemporaryDirectory(prefix="caltech-bench-") as tmp:
         if args.synthetic:
             print(f"generating {args.classes} x {args.per_class} synthetic 300x240 JPEGs ...")
@@ -65,8 +69,12 @@ def main(args):
             data = Path(args.data)
         split = read_split(data)
         args.cache_dir = args.cache_dir or str(Path(tmp if args.synthetic else data.parent) / "cache")
-        results = bench.run(split, args, device)
-    print(bench.format_table(results))
+        if args.compute:
+            results = bench.compute_variants(split, args, device)
+            print(bench.format_compute_table(results))
+        else:
+            results = bench.run(split, args, device)
+            print(bench.format_table(results))
     if args.json:
         atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
     return results

@@ -5,14 +5,17 @@
     python grid_search.py --scratch --epochs 30 --lr-fc 1e-3 --lr-base 1e-4   # from-scratch grid
 
 One row per run is appended to --results; the best run on validation (never on test) has its
-best.pth copied to CKPT_DIR/best.pth (best_scratch.pth with --scratch). Rerunning the same command
+best.pth copied to CKPT_DIR/best.pth (best_scratch.pth with --scratch). Runs that differ only in
+--epochs are trained once, to the longest: with the step schedule a 20-epoch run is exactly the
+first 20 epochs of the 30-epoch one, so the published grid trains 120 epochs instead of 200 (each
+run still gets its own checkpoints, logs, test evaluation and row). Rerunning the same command
 after a kill skips finished runs and resumes an interrupted one from its last.pth.
 """
 import argparse
 from pathlib import Path
 
 import train
-from caltech import grid
+from caltech import checkpoint, grid
 from caltech.split import ensure_split
 from caltech.utils import UserError, run_cli
 
@@ -30,6 +33,10 @@ def get_args_parser(add_help=True):
                        help="repeat every configuration once per seed (default: 107)")
     group.add_argument("--results", default="grid_search_results.csv",
                        help="results CSV, one row per run (default: grid_search_results.csv)")
+    group.add_argument("--share-prefixes", action=argparse.BooleanOptionalAction, default=True,
+                       help="train runs that differ only in --epochs once, to the longest, and save, test and "
+                            "record the shorter ones on the way; exact with the step schedule, ignored with "
+                            "cosine (default: on)")
     group.add_argument("--fresh", action="store_true",
                        help="forget this grid's rows, logs and checkpoints and start over (default: resume)")
     train.add_data_args(parser)
@@ -65,10 +72,41 @@ def trial_args(args, trial):
     return targs
 
 
-def run_sequential(trials, args, on_result):
-    for i, trial in enumerate(trials, 1):
-        print(f"\n=== run {i}/{len(trials)}: {trial.run_name} ===")
-        on_result(trial, train.main(trial_args(args, trial)))
+def plan_groups(trials, args):
+    """The training runs that cover `trials`, as groups [shorter trials..., longest]: one group per set
+    of trials that differ only in --epochs when the shorter ones are exactly the longest's first epochs
+    (train.shares_prefix: a step schedule, not cosine); every other trial alone. A shorter trial that
+    has a last.pth of its own (from a run made without sharing), or whose epochs the longest has already
+    passed, resumes on its own too."""
+    if not args.share_prefixes:
+        return [[t] for t in trials]
+    groups, alone = [], []
+    for *shorter, longest in grid.prefix_groups(trials):
+        targs = trial_args(args, longest)
+        done = checkpoint.load(Path(args.ckpt_dir) / longest.run_name / "last.pth")["epoch"] if targs.resume else 0
+        shared = [t for t in shorter if train.shares_prefix(targs, t.epochs) and t.epochs > done
+                  and not (Path(args.ckpt_dir) / t.run_name / "last.pth").exists()]
+        groups.append([*shared, longest])
+        alone.extend([t] for t in shorter if t not in shared)
+    return groups + alone
+
+
+def run_group(args, group, on_epoch=None, on_result=None):
+    """Train one group with train.main: its longest trial, with the shorter ones as its horizons.
+    `on_result(trial, metrics)` is called for each trial as it finishes, shortest first."""
+    *shorter, longest = group
+    by_name = {t.run_name: t for t in shorter}
+    metrics = train.main(trial_args(args, longest), on_epoch=on_epoch,
+                         horizons={t.epochs: t.run_name for t in shorter},
+                         on_horizon=lambda m: on_result(by_name[m["run"]], m))
+    on_result(longest, metrics)
+
+
+def run_sequential(groups, args, on_result):
+    for i, group in enumerate(groups, 1):
+        also = f" (and on its way {', '.join(t.run_name for t in group[:-1])})" if len(group) > 1 else ""
+        print(f"\n=== run {i}/{len(groups)}: {group[-1].run_name}{also} ===")
+        run_group(args, group, on_result=on_result)
 
 
 def main(args):
@@ -78,6 +116,10 @@ def main(args):
     done = {grid.row_key(r) for r in grid.read_results(args.results)}
     todo = [t for t in trials if t.key not in done]
     print(f"grid: {len(trials)} runs, {len(trials) - len(todo)} already in {args.results}, {len(todo)} to do")
+    groups = plan_groups(todo, args)
+    if len(groups) < len(todo):
+        print(f"grid: runs that differ only in --epochs share their first epochs: {len(groups)} trainings, "
+              f"{sum(g[-1].epochs for g in groups)} epochs instead of {sum(t.epochs for t in todo)}")
     if todo:
         ensure_split(args.data, train.DEFAULT_DATA, args.source)  # once, before any run needs it
 
@@ -86,9 +128,9 @@ def main(args):
 
     if todo and args.backend == "ray":
         from caltech import ray_tune  # Ray is optional: imported only when asked for
-        ray_tune.run_trials(todo, args, trial_args, on_result)
+        ray_tune.run_trials(groups, args, run_group, on_result)
     elif todo:
-        run_sequential(todo, args, on_result)
+        run_sequential(groups, args, on_result)
 
     keys = {t.key for t in trials}
     rows = [r for r in grid.read_results(args.results) if grid.row_key(r) in keys]

@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from caltech import checkpoint, engine
+from caltech import checkpoint, engine, runtime
 from caltech.datasets import pil_loader
 from caltech.model import from_checkpoint
 from caltech.transforms import MEAN, STD, eval_preset
@@ -106,7 +106,7 @@ def collate(items):
 def predict(model, loader, ctx, tta, k, device):
     """Yield (index, [(class index, probability), ...] best first, or None, error or None) per file, in order."""
     model.eval()
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    memory_format = runtime.memory_format(device)
     bar = tqdm(loader, desc="predict", unit="batch", leave=False, dynamic_ncols=True,
                disable=True if len(loader) < 2 else None)  # a bar only for long lists (and a terminal)
     for indices, images, errors in bar:
@@ -138,8 +138,8 @@ def main(args):
     hp, classes = ckpt["hparams"], ckpt["classes"]
     device = select_device(args.device)
     model = from_checkpoint(ckpt, path)
-    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    ctx, _, _ = engine.precision(device, hp.get("amp", True))
+    model.to(device, memory_format=runtime.memory_format(device))
+    ctx, _, _ = runtime.precision(device, hp.get("amp", True))
     tta = hp.get("tta", False) if args.tta is None else args.tta
     k = min(args.topk, len(classes))
     # the checkpoint's evaluation transform: the images evaluate.py scores, decoded from files

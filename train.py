@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from caltech import checkpoint, engine
+from caltech import checkpoint, engine, runtime
 from caltech.datasets import build_loader
 from caltech.model import DEFAULT_MODEL, build_model, param_groups, preprocessing, resolve_weights
-from caltech.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from caltech.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler, is_prefix
 from caltech.runlog import RunLogger
 from caltech.split import ensure_split
 from caltech.transforms import AUTO_AUGMENT, CROPS
@@ -125,7 +125,8 @@ def add_runtime_args(parser):
     group.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (default: torch's choice, usually one per core)")
     group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                       help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default: on)")
+                       help="mixed precision: bf16 on CUDA (fp16 with loss scaling where bf16 is unsupported) "
+                            "and on CPUs with native bf16 (AMX / AVX512-BF16); fp32 elsewhere (default: on)")
     group.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
     group.add_argument("--eval-batch-size", type=int, default=None,
                        help="batch size for validation and test (default: 256 on CUDA, else --batch-size)")
@@ -211,10 +212,12 @@ def patience_ran_out(state, patience):
     return patience > 0 and state["epoch"] - 1 - state["best_epoch"] >= patience
 
 
-def main(args, on_epoch=None):
-    """Train one run; returns its final metrics. `on_epoch(stats)` is called after each epoch, its
-    checkpoints handed to the saver (the Ray backend reports to Tune through it)."""
-    args = copy.copy(args)  # resolved below; the caller's namespace (a grid's) stays as it was
+def is_finished(state, epochs, patience):
+    """Whether a run whose last.pth holds `state` has trained all it ever will."""
+    return state["epoch"] >= epochs or patience_ran_out(state, patience)
+
+
+def check_args(args):
     if args.resume and not args.run_name:
         raise UserError("--resume needs --run-name (the folder name of the run to continue)")
     if args.epochs < 1:
@@ -225,6 +228,58 @@ def main(args, on_epoch=None):
         raise UserError(f"--warmup-epochs must be between 0 and --epochs - 1 ({args.epochs - 1})")
     if args.patience < 0:
         raise UserError("--patience must be 0 (off) or a number of epochs")
+
+
+def shares_prefix(args, epochs):
+    """Whether an `epochs`-epoch run with `args`' recipe is exactly the first epochs of `args`' run: the
+    seed of every epoch depends on (seed, epoch) only, so the learning rates decide (optim.is_prefix)."""
+    return is_prefix(epochs, args.epochs, args.schedule, args.step_size, args.gamma, args.warmup_epochs)
+
+
+class Horizon:
+    """A shorter run that a longer one trains on the way (grid_search.py's prefix sharing): it gets the
+    folders, TensorBoard scalars, checkpoints, test evaluation and metrics it would have had on its own."""
+
+    def __init__(self, args, hparams, epochs, run_name):
+        self.args = copy.copy(args)
+        self.args.epochs, self.args.run_name = epochs, run_name
+        self.epochs, self.run_name = epochs, run_name
+        self.ckpt_dir, self.logdir = Path(args.ckpt_dir) / run_name, Path(args.logdir) / run_name
+        self.hparams = {**hparams, "epochs": epochs, "run_name": run_name}
+        self.logger = None
+
+    def saved_state(self):
+        """Its last.pth's state when that holds the finished run (written only when the horizon ends), else None."""
+        path = self.ckpt_dir / "last.pth"
+        if not path.is_file():
+            return None
+        state = checkpoint.load(path)
+        return state if is_finished(state, self.epochs, self.args.patience) else None
+
+    def open(self, resume_epoch):
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.logdir / "hparams.json", json.dumps(self.hparams, indent=2) + "\n")
+        self.logger = RunLogger(self.logdir, resume_epoch=resume_epoch)
+
+    def close(self):
+        if self.logger is not None:
+            self.logger.close()
+
+
+def main(args, on_epoch=None, horizons=None, on_horizon=None):
+    """Train one run; returns its final metrics. `on_epoch(stats)` is called after each epoch, its
+    checkpoints handed to the saver (the Ray backend reports to Tune through it).
+
+    `horizons` {epochs: run_name} are shorter runs of the same recipe that this one trains on the way
+    (see `shares_prefix`): each is saved, tested and handed to `on_horizon(metrics)` when its last
+    epoch ends, exactly as if it had been trained on its own.
+    """
+    args = copy.copy(args)  # resolved below; the caller's namespace (a grid's) stays as it was
+    check_args(args)
+    for epochs in horizons or {}:
+        if not shares_prefix(args, epochs):
+            raise UserError(f"a {epochs}-epoch run is not the first epochs of this {args.epochs}-epoch one "
+                            f"(its learning rates would differ); train it on its own")
     device = select_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -247,15 +302,16 @@ def main(args, on_epoch=None):
         raise UserError(f"the classes of {args.data} differ from those run {args.run_name} was trained on")
     args.device = str(device)
     args.cache_dir = args.cache_dir or str(Path(args.data).parent / "cache")
-    args.eval_batch_size = args.eval_batch_size or (256 if device.type == "cuda" else args.batch_size)
+    rt = runtime.decide(device, args.amp, args.batch_size, args.eval_batch_size)
+    args.eval_batch_size = rt.eval_batch_size
     hparams = {**vars(args), "num_classes": len(split.classes)}
     hparams.pop("resume")
-    ctx, scaler, dtype = engine.precision(device, args.amp)
+    ctx, scaler = rt.ctx, rt.scaler
 
     seed_everything(args.seed)
     model = build_model(len(split.classes), scratch=args.scratch, weights=args.weights, name=args.model,
                         weights_name=args.weights_name, image_size=args.image_size, load_weights=resume is None)
-    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    model.to(device, memory_format=rt.memory_format)
     optimizer = build_optimizer(param_groups(model, args.lr_fc, args.lr_base), args.optimizer, args.weight_decay,
                                 args.momentum)
     scheduler = build_scheduler(optimizer, args.schedule, args.epochs, args.step_size, args.gamma, args.warmup_epochs)
@@ -275,14 +331,32 @@ def main(args, on_epoch=None):
     print(f"run {args.run_name}: {args.model} {'from scratch' if args.scratch else 'fine-tuned'}, "
           f"{args.image_size} px, {len(split.classes)} classes, "
           f"{len(split.samples['train'])}/{len(split.samples['val'])}/{len(split.samples['test'])} "
-          f"train/val/test images, {device} {dtype}, {args.loader} loader"
-          + (f", resuming after epoch {state['epoch']}" if resume is not None else ""))
+          f"train/val/test images, {device} {rt.dtype}, {args.loader} loader"
+          + (f", resuming after epoch {state['epoch']}" if resume is not None else "")
+          + (f"; also the runs of its first {', '.join(map(str, sorted(horizons)))} epochs" if horizons else ""))
     run_logdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_logdir / "hparams.json", json.dumps(hparams, indent=2) + "\n")
     logger = RunLogger(run_logdir, resume_epoch=state["epoch"])
     saver = checkpoint.BackgroundSaver()
     meta = {"classes": split.classes, "hparams": hparams}
+    tester = Tester(net, model, split, device, ctx)
+    pending, best_weights = [], None  # horizons still training; the best weights so far, kept for them
     try:
+        for epochs, name in sorted((horizons or {}).items()):
+            horizon = Horizon(args, hparams, epochs, name)
+            saved = horizon.saved_state()
+            if saved is not None:  # finished before a kill, maybe not yet tested: test it again
+                weights = checkpoint.load(horizon.ckpt_dir / "best.pth")["model"]
+                metrics = tester.finish(horizon.args, saved, weights, horizon.ckpt_dir)
+                if on_horizon is not None:
+                    on_horizon(metrics)
+            elif epochs <= state["epoch"]:
+                raise UserError(f"run {name} should have been saved at epoch {epochs} of run {args.run_name} "
+                                f"but {horizon.ckpt_dir / 'last.pth'} is missing; start the grid over with --fresh")
+            else:
+                horizon.open(state["epoch"])
+                pending.append(horizon)
+
         for epoch in range(state["epoch"], args.epochs):
             if patience_ran_out(state, args.patience):  # checked first: a resumed run that had stopped stays stopped
                 break
@@ -298,7 +372,8 @@ def main(args, on_epoch=None):
             scheduler.step()
             stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
                      **{f"val_{k}": v for k, v in val.items()}, **lrs}
-            logger.log_epoch(epoch, stats)  # flushed before this epoch's checkpoints are written
+            for each in (logger, *(h.logger for h in pending)):
+                each.log_epoch(epoch, stats)  # flushed before this epoch's checkpoints are written
             state["epoch"] = epoch + 1
             state["history"].append(stats)
             state["train_seconds"] += time.perf_counter() - start
@@ -307,44 +382,96 @@ def main(args, on_epoch=None):
                 state["best_val_acc"], state["best_epoch"] = val["acc"], epoch
                 saver.save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_acc": val["acc"]},
                            run_ckpt_dir / "best.pth")
-            saver.save({**meta, **state, "model": model.state_dict(), "val_acc": val["acc"],
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict()}, run_ckpt_dir / "last.pth")
+                best_weights = checkpoint.snapshot(model.state_dict()) if pending else None
+            last = {**state, "model": model.state_dict(), "val_acc": val["acc"], "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
+            ending = [h for h in pending if h.epochs == state["epoch"]]
+            for horizon in ending:  # queued before this epoch's last.pth: a resumed run finds them on disk
+                best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
+            saver.save({**meta, **last}, run_ckpt_dir / "last.pth")
             print(f"{desc}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  val loss {val['loss']:.4f} "
                   f"acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  lr {lrs['lr_base']:.0e}/"
                   f"{lrs['lr_fc']:.0e}  {time.perf_counter() - start:.0f}s" + ("  *best" if is_best else ""))
+            for horizon in ending:
+                finish_horizon(tester, horizon, state, best_weights, on_horizon)
+                pending.remove(horizon)
             if on_epoch is not None:
                 on_epoch(stats)
+        for horizon in list(pending):  # stopped early before their last epoch: so would they have
+            last = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                    "val_acc": state["history"][-1]["val_acc"]}
+            best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
+            finish_horizon(tester, horizon, state, best_weights, on_horizon)
+            pending.remove(horizon)
         saver.wait()
         if state["epoch"] < args.epochs:
             print(f"early stop after {state['epoch']} of {args.epochs} epochs: no better validation accuracy "
                   f"since epoch {state['best_epoch'] + 1} (--patience {args.patience})")
-        metrics = test_best(net, model, split, args, device, ctx, state, run_ckpt_dir)
+        metrics = tester.finish(args, state, checkpoint.load(run_ckpt_dir / "best.pth")["model"], run_ckpt_dir)
         logger.log_hparams({k: hparams[k] for k in (*RECIPE, "num_classes")}, metrics, step=state["epoch"] - 1)
     finally:
         saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
         logger.close()
+        for horizon in pending:
+            horizon.close()
     return metrics
 
 
-def test_best(net, model, split, args, device, ctx, state, run_ckpt_dir):
-    """Evaluate best.pth on the test split; write and return the run's final metrics."""
-    model.load_state_dict(checkpoint.load(run_ckpt_dir / "best.pth")["model"])
-    test = engine.evaluate(net, build_loader(split, "test", args, device), nn.CrossEntropyLoss(), ctx,
-                           len(split.classes), device, desc="test", tta=args.tta).summary()
-    metrics = {"run": args.run_name, "epochs": args.epochs, "epochs_run": state["epoch"],
-               "stopped_early": state["epoch"] < args.epochs, "best_epoch": state["best_epoch"],
-               "best_val_acc": state["best_val_acc"],
-               "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],
-               "test_acc": test["acc"], "test_mean_class_acc": test["mean_class_acc"], "test_top5": test["top5"],
-               "n_test": test["n"], "train_seconds": state["train_seconds"],
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process, so far
-               "best_checkpoint": str(run_ckpt_dir / "best.pth")}
-    atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"best epoch {state['best_epoch'] + 1} (val acc {state['best_val_acc']:.4f}); test: accuracy "
-          f"{test['acc']:.4f}, mean per-class accuracy {test['mean_class_acc']:.4f}, top-5 {test['top5']:.4f} "
-          f"on {test['n']} images")
-    return metrics
+def save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir):
+    """Queue a horizon's best.pth and last.pth (the state of its own last epoch, with its own settings);
+    returns the best weights, read back from this run's best.pth after a resume."""
+    if best_weights is None:
+        saver.wait()
+        best_weights = checkpoint.load(run_ckpt_dir / "best.pth")["model"]
+    own = {**meta, "hparams": horizon.hparams}
+    saver.save({**own, "model": best_weights, "epoch": state["best_epoch"] + 1, "val_acc": state["best_val_acc"]},
+               horizon.ckpt_dir / "best.pth")
+    saver.save({**own, **last, "history": list(last["history"])}, horizon.ckpt_dir / "last.pth")
+    return best_weights
+
+
+def finish_horizon(tester, horizon, state, best_weights, on_horizon):
+    metrics = tester.finish(horizon.args, {**state, "history": list(state["history"])}, best_weights,
+                            horizon.ckpt_dir)
+    horizon.logger.log_hparams({k: horizon.hparams[k] for k in (*RECIPE, "num_classes")}, metrics,
+                               step=state["epoch"] - 1)
+    horizon.close()
+    if on_horizon is not None:
+        on_horizon(metrics)
+
+
+class Tester:
+    """Evaluates a run's best weights on the test split and writes its metrics.json.
+
+    The weights are swapped into the training model and swapped back, so a run can test the shorter
+    runs it trains on the way through the same (possibly compiled) network, and go on exactly."""
+
+    def __init__(self, net, model, split, device, ctx):
+        self.net, self.model, self.split, self.device, self.ctx = net, model, split, device, ctx
+
+    def finish(self, args, state, weights, run_ckpt_dir):
+        current = checkpoint.snapshot(self.model.state_dict())
+        self.model.load_state_dict(weights)
+        try:
+            test = engine.evaluate(self.net, build_loader(self.split, "test", args, self.device),
+                                   nn.CrossEntropyLoss(), self.ctx, len(self.split.classes), self.device,
+                                   desc="test", tta=args.tta).summary()
+        finally:
+            self.model.load_state_dict(current)
+        metrics = {"run": args.run_name, "epochs": args.epochs, "epochs_run": state["epoch"],
+                   "stopped_early": state["epoch"] < args.epochs, "best_epoch": state["best_epoch"],
+                   "best_val_acc": state["best_val_acc"],
+                   "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],
+                   "test_acc": test["acc"], "test_mean_class_acc": test["mean_class_acc"], "test_top5": test["top5"],
+                   "n_test": test["n"], "train_seconds": state["train_seconds"],
+                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process, so far
+                   "best_checkpoint": str(run_ckpt_dir / "best.pth")}
+        atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        print(f"run {args.run_name}: best epoch {state['best_epoch'] + 1} (val acc {state['best_val_acc']:.4f}); "
+              f"test: accuracy {test['acc']:.4f}, mean per-class accuracy {test['mean_class_acc']:.4f}, "
+              f"top-5 {test['top5']:.4f} on {test['n']} images")
+        return metrics
 
 
 if __name__ == "__main__":

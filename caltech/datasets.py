@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from . import cache
+from . import cache, runtime
 from .transforms import MEAN, STD, BatchTransform, auto_augment_policy, eval_preset, resize_sizes, train_preset
 from .utils import derive_seed
 
@@ -106,7 +106,7 @@ def build_loader(split, name, args, device, train=None):
     train = name == "train" if train is None else train
     samples = split.samples[name]
     batch_size = args.batch_size if train else args.eval_batch_size
-    channels_last = device.type == "cuda"
+    channels_last = runtime.memory_format(device) == torch.channels_last
     resize, crop = resize_sizes(args.image_size)
     train_crop = getattr(args, "train_crop", "random")
     min_scale = getattr(args, "min_scale", 0.08)
@@ -120,5 +120,6 @@ def build_loader(split, name, args, device, train=None):
     images = cache.load_or_build(args.cache_dir, split, name, resize if train else crop, in_memory=train)
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return CachedLoader(images, labels, batch_size, device, args.seed, train, crop, channels_last,
-                        on_device=device.type == "cuda", resized=min_scale if train_crop == "resized" else None,
+                        on_device=runtime.cache_on_device(device),
+                        resized=min_scale if train_crop == "resized" else None,
                         policy=auto_augment_policy(auto_augment), **norm)

@@ -1,30 +1,15 @@
 """The project's one training loop and one evaluation loop.
 
 train.py (and through it grid_search.py and the from-scratch baseline), evaluate.py and bench.py
-all run these two functions. Precision is decided once by `precision()`, outside the loops, so the
-loop bodies have no AMP branches.
+all run these two functions. Precision is decided once by `runtime.precision()`, outside the loops, so
+the loop bodies have no AMP branches.
 """
-import contextlib
 import math
 
 import torch
 from tqdm import tqdm
 
 from .metrics import Meter
-
-
-def precision(device, amp=True, dtype=None):
-    """(autocast context, GradScaler, name): bf16 on CUDA when supported, else fp16 with loss
-    scaling; full fp32 on CPU/MPS or with amp=False.
-
-    `dtype` forces a precision on any device: the tests run the CUDA choices (bf16 autocast, fp16
-    with an enabled GradScaler) on the CPU through it."""
-    if dtype is None and device.type == "cuda" and amp:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype is None or dtype == torch.float32 or not amp:
-        return contextlib.nullcontext(), torch.amp.GradScaler(device.type, enabled=False), "float32"
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)  # bf16 needs no scaling
-    return torch.autocast(device.type, dtype=dtype), scaler, str(dtype).replace("torch.", "")
 
 
 def progress(loader, desc, meter, every=10):

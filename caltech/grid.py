@@ -1,9 +1,11 @@
 """The grid: its trials, the results CSV, resuming, choosing the best run on validation, seed statistics.
 
-Backends (sequential in grid_search.py, Ray Tune in caltech.ray_tune) only decide where each
-trial's train.main(args) runs; everything here is shared, so both give the same table.
+Backends (sequential in grid_search.py, Ray Tune in caltech.ray_tune) only decide where each group of
+trials runs (grid_search.run_group: one train.main for trials that differ only in epochs); everything
+here is shared, so both give the same table.
 """
 import csv
+import dataclasses
 import io
 import itertools
 import math
@@ -52,6 +54,15 @@ def make_trials(epochs, lr_fcs, lr_bases, seeds, scratch=False, recipe=""):
     configs = list(itertools.product(epochs, lr_fcs, lr_bases))
     return [Trial(i, e, fc, base, seed, scratch, recipe)
             for seed in seeds for i, (e, fc, base) in enumerate(configs, 1)]
+
+
+def prefix_groups(trials):
+    """Trials that differ only in their number of epochs, together and shortest first, in the order of
+    each group's first trial: with a step schedule, the longest run trains the others on its way."""
+    groups = {}
+    for trial in trials:
+        groups.setdefault(dataclasses.replace(trial, experiment=0, epochs=0), []).append(trial)
+    return [sorted(group, key=lambda t: t.epochs) for group in groups.values()]
 
 
 def row_key(row):

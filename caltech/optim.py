@@ -36,3 +36,26 @@ def build_scheduler(optimizer, schedule="step", epochs=30, step_size=10, gamma=0
                                                total_iters=warmup_epochs)
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_epochs])
 
+
+
+def lr_factors(epochs, schedule="step", step_size=10, gamma=0.1, warmup_epochs=0):
+    """The learning rate of each epoch of a run, as a multiple of the initial rate."""
+    param = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = build_scheduler(optimizer, schedule, epochs, step_size, gamma, warmup_epochs)
+    factors = []
+    for _ in range(epochs):
+        factors.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # keeps torch from warning that the scheduler stepped first
+        scheduler.step()
+    return factors
+
+
+def is_prefix(short, long, schedule="step", step_size=10, gamma=0.1, warmup_epochs=0):
+    """Whether a `short`-epoch run's learning rates are exactly the first epochs of a `long`-epoch run's:
+    true for StepLR (with or without warm-up), false for cosine, which ends at 0 on its own last epoch.
+    Checked by stepping both schedules, so a new schedule needs no rule here."""
+    if not warmup_epochs < short <= long:
+        return False
+    kwargs = {"schedule": schedule, "step_size": step_size, "gamma": gamma, "warmup_epochs": warmup_epochs}
+    return lr_factors(short, **kwargs) == lr_factors(long, **kwargs)[:short]

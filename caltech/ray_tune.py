@@ -1,14 +1,17 @@
-"""The grid's Ray Tune backend: each trial is one train.main(args) in a Ray worker, several at a time.
+"""The grid's Ray Tune backend: each Tune trial runs one group of grid trials in a Ray worker, several at a time.
 
     python grid_search.py --backend ray                          # one trial per GPU on this machine
     python grid_search.py --backend ray --gpus-per-trial 0.25    # four trials share each GPU
     python grid_search.py --backend ray --address auto           # join a cluster made with `ray start`
 
-Rows reach the results CSV from the driver as each trial finishes, exactly as with the sequential
-backend, so grid_search.py's resume, best-checkpoint choice and table are the same for both. A
-crashed trial is retried (--max-failures) from its own last.pth. Tune's own files (per-trial
-result.json / progress.csv, experiment state) go to CKPT_DIR/ray_results/{grid,scratch}_<timestamp>,
-a new folder per invocation; they are a record only, never read back.
+A group is what one training run covers (grid_search.run_group: trials that differ only in --epochs
+share their first epochs); the driver hands the callable that trains it to `run_trials`, so this
+module knows nothing of the scripts. Rows reach the results CSV from the driver as each grid trial
+finishes, exactly as with the sequential backend, so grid_search.py's resume, best-checkpoint choice
+and table are the same for both. A crashed group is retried (--max-failures) from its own last.pth.
+Tune's own files (per-trial result.json / progress.csv, experiment state) go to
+CKPT_DIR/ray_results/{grid,scratch}_<timestamp>, a new folder per invocation; they are a record
+only, never read back.
 """
 import copy
 import os
@@ -17,17 +20,18 @@ from pathlib import Path
 
 import torch
 
-import train
-
 from .utils import UserError
 
-ROOT = Path(__file__).resolve().parents[1]  # holds train.py and caltech/: what workers must import
-FINAL = "grid_final"  # marks the report that carries a trial's test metrics
-FAIL_ONCE_ENV = "CALTECH_TEST_FAIL_ONCE"  # test hook: see _fail_once
+ROOT = Path(__file__).resolve().parents[1]  # holds the scripts and caltech/: what workers must import
+FINAL = "grid_final"  # marks a report that carries a grid trial's test metrics
 
 
-def run_trials(todo, args, trial_args, on_result):
-    """Run the trials `todo` with Ray Tune; `on_result(trial, metrics)` is called in this process as each ends."""
+def run_trials(groups, args, run_group, on_result):
+    """Run `groups` (lists of grid trials, the longest last) with Ray Tune, one Tune trial per group.
+
+    `run_group(args, group, on_epoch, on_result)` trains a group in a worker and calls its `on_result`
+    for each of the group's trials there; `on_result(trial, metrics)` is called in this process as
+    each grid trial ends."""
     # Each trial's epoch lines differ only in numbers, which Ray's log deduplication would fold into one.
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
@@ -40,13 +44,13 @@ def run_trials(todo, args, trial_args, on_result):
     if started:
         init_ray(args.address)
     try:
-        writer = row_writer(tune, todo, on_result)
-        results = make_tuner(tune, todo, args, trial_args, writer).fit()
+        writer = row_writer(tune, groups, on_result)
+        results = make_tuner(tune, groups, args, run_group, writer).fit()
     finally:
         if started:
             ray.shutdown()
-    failed = [todo[r.config["trial"]].run_name for r in results
-              if r.error is not None and r.config["trial"] not in writer.written]
+    failed = [t.run_name for r in results if r.error is not None
+              for t in groups[r.config["group"]] if t.run_name not in writer.written]
     if failed:
         raise UserError(f"{len(failed)} run(s) failed after {args.max_failures} retries: {', '.join(failed)} "
                         f"(tracebacks above and in {storage_path(args)}); rerun the same command to resume them")
@@ -56,7 +60,7 @@ def init_ray(address=None, num_cpus=None):
     """Join `address`, or start a local Ray ("local": never attach by surprise to a `ray start` cluster)."""
     import ray
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    # Workers start in Ray's own folders: PYTHONPATH lets them import train and caltech from this checkout
+    # Workers start in Ray's own folders: PYTHONPATH lets them import the scripts and caltech from this checkout
     # (on a cluster, the checkout must be at the same path on every node).
     ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
              log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
@@ -76,16 +80,15 @@ def storage_path(args):
     return Path(args.ckpt_dir) / "ray_results"
 
 
-def make_tuner(tune, todo, args, trial_args, writer):
+def make_tuner(tune, groups, args, run_group, writer):
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (1 if torch.cuda.is_available() else 0)
-    fn = tune.with_parameters(trainable, trials=todo, args=args, trial_args=trial_args,
-                              fail_once=os.environ.get(FAIL_ONCE_ENV))
+    fn = tune.with_parameters(trainable, groups=groups, args=args, run_group=run_group)
 
-    def run_name(tune_trial):  # Tune's folders and messages then use our run names
-        return todo[tune_trial.config["trial"]].run_name
+    def run_name(tune_trial):  # Tune's folders and messages then use our run names (a group's: its longest)
+        return groups[tune_trial.config["group"]][-1].run_name
     return tune.Tuner(
         tune.with_resources(fn, {"cpu": args.cpus_per_trial, "gpu": gpus}),
-        param_space={"trial": tune.grid_search(list(range(len(todo))))},
+        param_space={"group": tune.grid_search(list(range(len(groups))))},
         tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent, trial_name_creator=run_name,
                                     trial_dirname_creator=run_name),
         run_config=tune.RunConfig(
@@ -96,43 +99,29 @@ def make_tuner(tune, todo, args, trial_args, writer):
             failure_config=tune.FailureConfig(max_failures=args.max_failures)))
 
 
-def row_writer(tune, todo, on_result):
+def row_writer(tune, groups, on_result):
+    trials = {t.run_name: t for group in groups for t in group}
+
     class RowWriter(tune.Callback):
-        """Hands each trial's final metrics to on_result in the driver once, as soon as they arrive."""
+        """Hands each grid trial's final metrics to on_result in the driver once, as soon as they arrive."""
 
         def __init__(self):
-            self.written = set()  # trial indices; Tune may deliver a trial's last result twice
+            self.written = set()  # run names; a retried group reports its finished trials again
 
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            index = trial.config["trial"]
-            if result.get(FINAL) and index not in self.written:
-                on_result(todo[index], result)
-                self.written.add(index)
-                print(f"grid: {todo[index].run_name} finished ({len(self.written)}/{len(todo)} of this invocation)")
+        def on_trial_result(self, iteration, trials_, trial, result, **info):
+            run = result.get("run")
+            if result.get(FINAL) and run not in self.written:
+                on_result(trials[run], result)
+                self.written.add(run)
+                print(f"grid: {run} finished ({len(self.written)}/{len(trials)} of this invocation)")
     return RowWriter()
 
 
-def trainable(config, trials, args, trial_args, fail_once=None):
-    """One trial in a Ray worker: train.py's main with this trial's flags, reporting every epoch to Tune."""
+def trainable(config, groups, args, run_group):
+    """One group in a Ray worker, reporting every epoch and each grid trial's test metrics to Tune."""
     from ray import tune
-    trial = trials[config["trial"]]
-    targs = trial_args(args, trial)  # here, not in the driver: a retried trial finds its last.pth and resumes
-    targs.threads = args.threads or args.cpus_per_trial  # torch would otherwise use every core of the node
-
-    def report(stats):
-        tune.report({**stats, FINAL: False})
-        _fail_once(fail_once)
-    metrics = train.main(targs, on_epoch=report)
-    tune.report({**metrics, FINAL: True})
-
-
-def _fail_once(marker):
-    """Test hook ($CALTECH_TEST_FAIL_ONCE=path): the first trial to get here creates `path` and crashes,
-    after its epoch's checkpoint is on disk, so tests can watch a retry resume from last.pth."""
-    if not marker:
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))  # atomic: one crash, whichever trial is first
-    except FileExistsError:
-        return
-    raise RuntimeError(f"{FAIL_ONCE_ENV}: crashing once on purpose")
+    args = copy.copy(args)
+    args.threads = args.threads or args.cpus_per_trial  # torch would otherwise use every core of the node
+    # Trial namespaces are made here, not in the driver: a retried group finds its last.pth and resumes.
+    run_group(args, groups[config["group"]], on_epoch=lambda stats: tune.report({**stats, FINAL: False}),
+              on_result=lambda trial, metrics: tune.report({**metrics, FINAL: True}))

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 import train
-from caltech import engine, metrics
+from caltech import engine, metrics, runtime
 from conftest import kill_on_call, read_scalars, train_args
 
 
 def force_precision(monkeypatch, dtype):
-    real = engine.precision
-    monkeypatch.setattr(engine, "precision", lambda device, amp=True: real(device, amp, dtype=dtype))
+    real = runtime.precision
+    monkeypatch.setattr(runtime, "precision", lambda device, amp=True: real(device, amp, dtype=dtype))
 
 
 def logit_dtypes(monkeypatch):
@@ -39,18 +39,22 @@ def test_autocast_trains_in_reduced_precision_and_evaluates_in_float32(tiny_spli
     assert bool(last["scaler"]) == (dtype == torch.float16)  # an enabled scaler has a state to save
 
 
-def test_precision_choices():
+def test_precision_choices(monkeypatch):
     cpu = torch.device("cpu")
-    assert engine.precision(cpu)[2] == "float32" and not engine.precision(cpu)[1].is_enabled()
-    assert engine.precision(cpu, dtype=torch.float16)[1].is_enabled()  # fp16 needs loss scaling
-    assert not engine.precision(cpu, dtype=torch.bfloat16)[1].is_enabled()  # bf16 does not
-    assert engine.precision(cpu, amp=False, dtype=torch.float16)[2] == "float32"  # --no-amp wins
+    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: False)  # emulated bf16 is slower than fp32
+    assert runtime.precision(cpu)[2] == "float32" and not runtime.precision(cpu)[1].is_enabled()
+    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: True)  # AMX / AVX512-BF16: 3.3x fp32 (BENCHMARKS.md)
+    assert runtime.precision(cpu)[2] == "bfloat16" and not runtime.precision(cpu)[1].is_enabled()
+    assert runtime.precision(cpu, amp=False)[2] == "float32"
+    assert runtime.precision(cpu, dtype=torch.float16)[1].is_enabled()  # fp16 needs loss scaling
+    assert not runtime.precision(cpu, dtype=torch.bfloat16)[1].is_enabled()  # bf16 does not
+    assert runtime.precision(cpu, amp=False, dtype=torch.float16)[2] == "float32"  # --no-amp wins
 
 
 def test_run_with_an_enabled_grad_scaler_resumes_exactly(tiny_split, tmp_path, monkeypatch):
     # bf16 autocast with a live GradScaler: the scaler's code path at CPU speed (fp16 convolutions are
     # emulated on the CPU, 40x slower)
-    monkeypatch.setattr(engine, "precision", lambda device, amp=True: (
+    monkeypatch.setattr(runtime, "precision", lambda device, amp=True: (
         torch.autocast("cpu", dtype=torch.bfloat16), torch.amp.GradScaler("cpu", init_scale=2.0**4), "bfloat16"))
     flags = ["--scratch", "--epochs", 3, "--threads", 1]
     train.main(train_args(tmp_path, tiny_split.root, *flags, "--run-name", "straight"))
@@ -88,3 +92,18 @@ def test_gpu_loader_path_on_the_cpu_gives_the_cpu_path_batches_in_channels_last(
                 assert gx.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(
                     memory_format=torch.channels_last)
                 assert torch.equal(y, gy) and torch.allclose(x, gx, atol=1e-6)
+
+
+def test_bf16_autocast_on_the_cpu_only_where_the_cpu_has_it(tmp_path):
+    flags = "fpu vme sse sse2 avx2 avx512f avx512bw"
+    for extra, native in (("", False), (" avx512_bf16", True), (" amx_tile amx_bf16", True)):
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}{extra}\n")
+        runtime.native_cpu_bf16.cache_clear()
+        assert runtime.native_cpu_bf16(str(tmp_path / "cpuinfo")) is native, extra
+    runtime.native_cpu_bf16.cache_clear()
+    assert runtime.native_cpu_bf16(str(tmp_path / "missing")) is False  # not Linux: fp32
+    runtime.native_cpu_bf16.cache_clear()
+    cpu, mps = torch.device("cpu"), torch.device("mps")
+    assert runtime.memory_format(cpu) == torch.channels_last and runtime.memory_format(mps) == torch.contiguous_format
+    assert (runtime.eval_batch_size(cpu, 32), runtime.eval_batch_size(torch.device("cuda"), 32)) == (32, 256)
+    assert runtime.eval_batch_size(cpu, 32, 64) == 64 and not runtime.cache_on_device(cpu)

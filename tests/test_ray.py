@@ -1,5 +1,6 @@
 """grid_search.py --backend ray: the same rows as sequential, a crashed trial retried from its last.pth,
 a killed driver resumed without repeats. Skipped when Ray is not installed (requirements-ray.txt)."""
+import argparse
 import json
 import os
 import signal
@@ -68,8 +69,25 @@ def test_ray_backend_gives_the_sequential_rows_and_best_checkpoint(local_ray, ti
     assert all([epoch for epoch, _ in runs] == [0, None] for runs in reports.values())
 
 
+def crash_once_after_an_epoch(marker):
+    """grid_search.run_group, except that the first group to finish an epoch creates `marker` and crashes,
+    after that epoch's checkpoint is on disk. A local function: Ray ships it to the workers by value."""
+    real = grid_search.run_group
+
+    def run_group(args, group, on_epoch=None, on_result=None):
+        def report(stats):
+            on_epoch(stats)
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))  # atomic: one crash, whichever group is first
+            except FileExistsError:
+                return
+            raise RuntimeError("crashing once on purpose")
+        real(args, group, report, on_result)
+    return run_group
+
+
 def test_crashed_trial_is_retried_from_its_last_checkpoint(local_ray, tiny_split, tmp_path, monkeypatch):
-    monkeypatch.setenv(ray_tune.FAIL_ONCE_ENV, str(tmp_path / "crashed"))
+    monkeypatch.setattr(grid_search, "run_group", crash_once_after_an_epoch(str(tmp_path / "crashed")))
     grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-2", "--epochs", "2",
                                 "--backend", "ray"))
     assert (tmp_path / "crashed").exists()
@@ -88,20 +106,19 @@ def test_trials_that_keep_failing_are_named(local_ray, tiny_split, tmp_path):
     args = grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "--max-failures", "0",
                      "--backend", "ray")
     with pytest.raises(UserError, match=r"scratch_exp1_\S+_s107 \(.*rerun the same command"):
-        ray_tune.run_trials(grid.make_trials([1], [1e-3], [1e-4], [107], True),
-                            args, broken_trial_args, lambda trial, metrics: None)
+        ray_tune.run_trials([grid.make_trials([1], [1e-3], [1e-4], [107], True)],
+                            args, broken_run_group, lambda trial, metrics: None)
 
 
-def broken_trial_args(args, trial):
-    targs = grid_search.trial_args(args, trial)
-    targs.data = str(Path(args.data).parent / "no_such_split")
-    return targs
+def broken_run_group(args, group, on_epoch=None, on_result=None):
+    grid_search.run_group(argparse.Namespace(**{**vars(args), "data": str(Path(args.data).parent / "no_such_split")}),
+                          group, on_epoch, on_result)
 
 
 def test_missing_ray_is_one_sentence(monkeypatch, tiny_split, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when Ray is not installed
     with pytest.raises(UserError, match=r"pip install -r requirements-ray\.txt"):
-        ray_tune.run_trials([], grid_args(tmp_path, tiny_split.root), grid_search.trial_args, None)
+        ray_tune.run_trials([], grid_args(tmp_path, tiny_split.root), grid_search.run_group, None)
 
 
 def session_pids(sid):
@@ -166,11 +183,11 @@ def test_killed_driver_resumes_without_repeating_or_duplicating(tiny_split, tmp_
 def test_each_trial_runs_cpus_per_trial_torch_threads_unless_threads_is_given(tmp_path, monkeypatch):
     tune = pytest.importorskip("ray.tune")
     seen = []
-    monkeypatch.setattr(train, "main", lambda targs, on_epoch=None: seen.append(targs) or {})
+    monkeypatch.setattr(train, "main", lambda targs, **kwargs: seen.append(targs) or {})
     monkeypatch.setattr(tune, "report", lambda *args, **kwargs: None)
     trials = grid.make_trials([1], [1e-3], [1e-4], [107], True)
     for extra in ([], ["--threads", "2"]):
         args = grid_search.get_args_parser().parse_args(grid_flags(tmp_path, tmp_path, "--cpus-per-trial", "3", *extra))
-        ray_tune.trainable({"trial": 0}, trials, args, grid_search.trial_args)
+        ray_tune.trainable({"group": 0}, [trials], args, grid_search.run_group)
     assert [targs.threads for targs in seen] == [3, 2]
     assert seen[0].run_name == trials[0].run_name

@@ -11,7 +11,7 @@ from torchvision.transforms import v2
 import evaluate
 import grid_search
 import train
-from caltech import engine
+from caltech import engine, runtime
 from caltech.datasets import build_loader
 from caltech.transforms import resized_crop_params, resized_crops, train_preset
 from caltech.utils import UserError
@@ -247,7 +247,8 @@ def test_grid_passes_options_through_and_keeps_their_rows_apart(tiny_split, tmp_
 
 def test_default_run_is_bit_for_bit_a_hand_written_published_loop(tiny_split, tmp_path):
     """The published recipe written out with plain torch/torchvision (Adam with fc/base groups, StepLR,
-    cross-entropy, Resize-RandomCrop-Flip, per-epoch seeds): train.py's defaults must give the same weights."""
+    cross-entropy, Resize-RandomCrop-Flip, per-epoch seeds): train.py's defaults must give the same weights.
+    Precision and memory format are this machine's runtime choices (caltech.runtime), not the recipe's."""
     from torch.utils.data import DataLoader
     from torchvision.models import resnet18
 
@@ -261,6 +262,8 @@ def test_default_run_is_bit_for_bit_a_hand_written_published_loop(tiny_split, tm
     seed_everything(107)
     model = resnet18()
     model.fc = nn.Linear(512, 4)
+    rt = runtime.decide(torch.device("cpu"))
+    model.to(memory_format=rt.memory_format)
     fc = list(model.fc.parameters())
     base = [p for n, p in model.named_parameters() if not n.startswith("fc.")]
     optimizer = torch.optim.Adam([{"params": base, "lr": 1e-4}, {"params": fc, "lr": 1e-3}])
@@ -273,7 +276,8 @@ def test_default_run_is_bit_for_bit_a_hand_written_published_loop(tiny_split, tm
         order = torch.Generator().manual_seed(derive_seed(107, "pil", epoch))
         model.train()
         for images, labels in DataLoader(dataset, batch_size=8, shuffle=True, generator=order):
-            loss = nn.functional.cross_entropy(model(images), labels)
+            with rt.ctx:
+                loss = nn.functional.cross_entropy(model(images.contiguous(memory_format=rt.memory_format)), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

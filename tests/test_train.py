@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import train
-from caltech import engine, utils
+from caltech import engine, runtime, utils
 from caltech.datasets import build_loader
 from caltech.model import build_model, cached_weights_path, from_checkpoint
 from caltech.split import ensure_split, read_split
@@ -295,6 +295,7 @@ def test_cuda_precision_is_bf16_when_supported_else_fp16_and_no_amp_is_fp32(monk
         warnings.simplefilter("ignore")  # without CUDA, torch warns that it disables them
         for supported, expected in ((True, "bfloat16"), (False, "float16")):
             monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
-            assert engine.precision(cuda)[2] == expected
-        assert engine.precision(cuda, amp=False)[2] == "float32"
-    assert engine.precision(torch.device("cpu"))[2] == "float32"  # AMP is for CUDA only
+            assert runtime.precision(cuda)[2] == expected
+        assert runtime.precision(cuda, amp=False)[2] == "float32"
+    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: False)
+    assert runtime.precision(torch.device("cpu"))[2] == "float32"  # a CPU without native bf16 trains in fp32
