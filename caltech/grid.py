@@ -4,15 +4,13 @@ Backends (sequential in grid_search.py, Ray Tune in caltech.ray_tune) only decid
 trials runs (grid_search.run_group: one train.main for trials that differ only in epochs); everything
 here is shared, so both give the same table.
 """
-import csv
 import dataclasses
-import io
 import itertools
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from filelock import FileLock
 
 from .utils import atomic_path, atomic_write_text
@@ -80,20 +78,20 @@ def make_row(trial, metrics):
 
 
 def read_results(path):
-    """Rows (dicts of strings) of a results CSV of ours; [] when it does not exist."""
+    """Rows (dicts of strings, as written) of a results CSV of ours; [] when it does not exist."""
     path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if "Seed" in row and "Scratch" in row]
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # strings: rows are rewritten exactly as read
+    if not {"Seed", "Scratch"} <= set(frame.columns):  # the published CSV: not one of ours
+        return []
+    return frame.to_dict("records")
 
 
 def write_results(path, rows):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    # object: a column of ints and an older row's missing value stays ints (and an empty cell), not floats
+    frame = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
+    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
 def results_lock(path):
@@ -121,10 +119,22 @@ def forget(path, trials, logdir, ckpt_dir):
         shutil.rmtree(Path(ckpt_dir) / t.run_name, ignore_errors=True)
 
 
-def _config(row):
-    # .get: the published CSV has no Scratch column (all its grid runs fine-tune)
-    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), row.get("Scratch", "False"),
-            row.get("Recipe") or "")
+CONFIG = ["Epochs", "LR_FC", "LR_Base", "Scratch", "Recipe"]  # a configuration: a row but for its seed
+
+
+def by_config(rows):
+    """The rows as a DataFrame with numeric accuracies, grouped by configuration in order of appearance.
+
+    The published CSV has no Scratch column (all its grid runs fine-tune) and older ones no Recipe."""
+    frame = pd.DataFrame(rows).assign(_row=range(len(rows)))
+    frame = frame.reindex(columns=[*frame.columns, *(c for c in ("Scratch", "Recipe") if c not in frame)])
+    frame = frame.fillna({"Scratch": "False", "Recipe": ""})
+    frame[["Epochs", "Experiment"]] = frame[["Epochs", "Experiment"]].astype(int)
+    frame[["LR_FC", "LR_Base"]] = frame[["LR_FC", "LR_Base"]].astype(float)
+    for col in ACCURACIES:
+        if col in frame:
+            frame[col] = frame[col].astype(float)
+    return frame, frame.groupby(CONFIG, sort=False)
 
 
 def choose_best(rows):
@@ -134,31 +144,24 @@ def choose_best(rows):
     highest) wins, ties to the earlier experiment; within it, the seed with the highest
     Best_Val_Acc, ties to the earlier row.
     """
-    by_config = {}
-    for row in rows:
-        by_config.setdefault(_config(row), []).append(row)
-    mean_val = {c: sum(float(r["Best_Val_Acc"]) for r in rs) / len(rs) for c, rs in by_config.items()}
-    config = max(by_config, key=lambda c: (mean_val[c], -int(by_config[c][0]["Experiment"])))
-    runs = by_config[config]
-    return max(runs, key=lambda r: (float(r["Best_Val_Acc"]), -runs.index(r)))
+    frame, groups = by_config(rows)
+    frame["_mean"] = groups["Best_Val_Acc"].transform("mean")
+    frame["_first"] = groups["Experiment"].transform("first")
+    frame["_config"] = groups.ngroup()
+    order = frame.sort_values(["_mean", "_first", "_config", "Best_Val_Acc", "_row"],
+                              ascending=[False, True, True, False, True], kind="stable")
+    return rows[int(order["_row"].iloc[0])]
 
 
 def seed_stats(rows):
-    """Per configuration with several seeds: n, and mean and sample std of each accuracy."""
-    by_config = {}
-    for row in rows:
-        by_config.setdefault(_config(row), []).append(row)
-    stats = []
-    for config, runs in by_config.items():
-        entry = {"Experiment": int(runs[0]["Experiment"]), "Epochs": config[0], "LR_FC": config[1],
-                 "LR_Base": config[2], "Scratch": config[3], "n": len(runs)}
-        for col in ACCURACIES:
-            values = [float(r[col]) for r in runs]
-            mean = sum(values) / len(values)
-            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-            entry[col] = (mean, std)
-        stats.append(entry)
-    return sorted(stats, key=lambda e: e["Experiment"])
+    """Per configuration: n, and mean and sample std of each accuracy (std 0 for a single seed)."""
+    frame, groups = by_config(rows)
+    stats = groups.agg(Experiment=("Experiment", "first"), n=("Experiment", "size"),
+                       **{f"{c} {f}": (c, f) for c in ACCURACIES for f in ("mean", "std")}).reset_index()
+    stats = stats.fillna({f"{c} std": 0.0 for c in ACCURACIES}).sort_values("Experiment", kind="stable")
+    return [{"Experiment": int(e["Experiment"]), "Epochs": int(e["Epochs"]), "LR_FC": e["LR_FC"],
+             "LR_Base": e["LR_Base"], "Scratch": e["Scratch"], "n": int(e["n"]),
+             **{c: (e[f"{c} mean"], e[f"{c} std"]) for c in ACCURACIES}} for e in stats.to_dict("records")]
 
 
 def epochs_run(row):
