@@ -13,7 +13,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from caltech import bench, runtime
+import torch
+
+import train
+from caltech import bench, cache, runtime
 from caltech.model import DEFAULT_MODEL, resolve_weights
 from caltech.split import read_split
 from caltech.utils import UserError, atomic_write_text, run_cli, select_device
@@ -32,23 +35,17 @@ def get_args_parser(add_help=True):
     group = parser.add_argument_group("measurement")
     group.add_argument("--steps", type=int, default=10,
                        help="batches per measurement; 0 for whole passes (default: 10)")
-    group.add_argument("--device", default=None, help="cuda, mps or cpu (default: CUDA, else MPS, else CPU)")
     group.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"any classification model of torchvision's registry, as train.py --model "
                             f"(default: {DEFAULT_MODEL})")
     group.add_argument("--image-size", type=int, default=224, help="crop / eval side (default: 224)")
     group.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
-    group.add_argument("--eval-batch-size", type=int, default=None,
-                       help="project's eval batch size (default: 256 on CUDA, else --batch-size; original: 32)")
-    group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                       help="project: mixed precision where train.py uses it, CUDA and CPUs with native bf16 "
-                            "(default: on)")
-    group.add_argument("--compile", action="store_true", help="project: torch.compile the model (default: off)")
     group.add_argument("--compute", action="store_true",
                        help="instead of original vs project, compare compute variants of the project's path on "
                             "the device: fp32, channels_last, bf16 autocast, torch.compile, 1 thread (default: off)")
     group.add_argument("--seed", type=int, default=107, help="seed of weights and shuffling (default: 107)")
     group.add_argument("--cache-dir", default=None, help="cache folder (default: cache/ beside the split)")
+    train.add_runtime_args(parser, workers=False)  # as train.py's; they apply to the project's pipeline
     group = parser.add_argument_group("output")
     group.add_argument("--json", default=None, help="also write the figures to this JSON file (default: none)")
     return parser
@@ -59,6 +56,8 @@ def main(args):
         raise UserError("give exactly one of --data DIR and --synthetic")
     resolve_weights(args.model)  # an unknown --model fails before any image is generated
     device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.steps = args.steps or None
     args.eval_batch_size = runtime.eval_batch_size(device, args.batch_size, args.eval_batch_size)
     with tempfile.TemporaryDirectory(prefix="caltech-bench-") as tmp:
@@ -68,7 +67,7 @@ def main(args):
         else:
             data = Path(args.data)
         split = read_split(data)
-        args.cache_dir = args.cache_dir or str(Path(tmp if args.synthetic else data.parent) / "cache")
+        args.cache_dir = args.cache_dir or cache.default_dir(data)  # a synthetic split's is temporary too
         if args.compute:
             results = bench.compute_variants(split, args, device)
             print(bench.format_compute_table(results))

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 from caltech.source import resolve_source
-from caltech.split import build_split
+from caltech.split import DEFAULT_SPLIT, build_split
 from caltech.utils import run_cli
 
-DEFAULT_OUT = "data/caltech101_split"
+DEFAULT_OUT = DEFAULT_SPLIT
 
 
 def get_args_parser(add_help=True):

@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from caltech import checkpoint, engine, runtime
+from caltech import cache, checkpoint, engine, runtime
 from caltech.datasets import build_loader
 from caltech.model import DEFAULT_MODEL, build_model, param_groups, preprocessing, resolve_weights
 from caltech.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler, is_prefix
 from caltech.runlog import RunLogger
-from caltech.split import ensure_split
+from caltech.split import DEFAULT_SPLIT, ensure_split
 from caltech.transforms import AUTO_AUGMENT, CROPS
 from caltech.utils import (
     UserError,
@@ -37,7 +37,7 @@ from caltech.utils import (
     select_device,
 )
 
-DEFAULT_DATA = "data/caltech101_split"
+DEFAULT_DATA = DEFAULT_SPLIT
 # Settings that decide what a run computes: a resumed run keeps them, TensorBoard's HParams shows them
 # (paths and runtime settings stay in hparams.json only).
 OPTIONS = ("train_crop", "min_scale", "auto_augment", "label_smoothing", "optimizer", "weight_decay", "momentum",
@@ -116,12 +116,14 @@ def add_recipe_args(parser):
                             "tested (default: 0, off)")
 
 
-def add_runtime_args(parser):
+def add_runtime_args(parser, workers=True):
+    """Speed and placement flags; bench.py shares them (without --workers: its baseline has none)."""
     group = parser.add_argument_group("runtime (speed and placement, not the recipe)")
     group.add_argument("--device", default=None,
                        help="cuda, cuda:1, mps or cpu (default: CUDA, else MPS, else CPU)")
-    group.add_argument("--workers", type=int, default=default_workers(),
-                       help=f"loader processes for --loader pil (default: CPU count - 1, here {default_workers()})")
+    if workers:
+        group.add_argument("--workers", type=int, default=default_workers(),
+                           help=f"loader processes for --loader pil (default: CPU count - 1, here {default_workers()})")
     group.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (default: torch's choice, usually one per core)")
     group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
@@ -301,7 +303,7 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
     if resume is not None and resume["classes"] != split.classes:
         raise UserError(f"the classes of {args.data} differ from those run {args.run_name} was trained on")
     args.device = str(device)
-    args.cache_dir = args.cache_dir or str(Path(args.data).parent / "cache")
+    args.cache_dir = args.cache_dir or cache.default_dir(args.data)
     rt = runtime.decide(device, args.amp, args.batch_size, args.eval_batch_size)
     args.eval_batch_size = rt.eval_batch_size
     hparams = {**vars(args), "num_classes": len(split.classes)}
@@ -309,7 +311,7 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
     ctx, scaler = rt.ctx, rt.scaler
 
     seed_everything(args.seed)
-    model = build_model(len(split.classes), scratch=args.scratch, weights=args.weights, name=args.model,
+    model = build_model(len(split.classes), pretrained=not args.scratch, weights=args.weights, name=args.model,
                         weights_name=args.weights_name, image_size=args.image_size, load_weights=resume is None)
     model.to(device, memory_format=rt.memory_format)
     optimizer = build_optimizer(param_groups(model, args.lr_fc, args.lr_base), args.optimizer, args.weight_decay,

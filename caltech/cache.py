@@ -22,6 +22,11 @@ STALE_TMP_SECONDS = 600  # a temporary file untouched this long belongs to a kil
 LAYOUT = "nchw-uint8"  # part of the cache key: a change of layout never reads an old file
 
 
+def default_dir(data_dir):
+    """Where a split's caches go unless --cache-dir says otherwise: cache/ beside the split folder."""
+    return str(Path(data_dir).parent / "cache")
+
+
 def cache_file(cache_dir, split, name, side):
     key = hashlib.sha256(split.manifest + f"|{name}|{side}|{LAYOUT}".encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{name}_{side}px_{key}.npy"

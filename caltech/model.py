@@ -2,7 +2,7 @@
 split's classes, ImageNet weights or random initialisation.
 
     build_model(101)                                            # the published ResNet-18, ImageNet weights
-    build_model(101, name="efficientnet_b0", scratch=True)      # any model of torchvision's registry
+    build_model(101, name="efficientnet_b0", pretrained=False)  # any model of torchvision's registry, random init
 
 The model is built with `torchvision.models.get_model(name, weights=None)` and its ImageNet state dict
 loaded afterwards, from torchvision's cache (downloading when it can) or a local file, so that both
@@ -140,13 +140,16 @@ def replace_head(model, num_classes):
     return name
 
 
-def build_model(num_classes, scratch=False, weights=None, name=DEFAULT_MODEL, weights_name=None, image_size=None,
+def build_model(num_classes, pretrained=True, weights=None, name=DEFAULT_MODEL, weights_name=None, image_size=None,
                 load_weights=True):
-    """Model `name` (ResNet-18 by default); unless `scratch`, its ImageNet weights first; then its head
-    replaced for `num_classes`. `load_weights=False` builds the same architecture without loading
-    anything: for weights that come from one of our checkpoints."""
+    """Model `name` (ResNet-18 by default) with its head replaced for `num_classes`.
+
+    `pretrained`: the ImageNet-initialised network (fine-tuning), else a randomly initialised one (from
+    scratch); for a few models the two differ in architecture too (Inception's input transform).
+    `load_weights`: load the ImageNet weights now, from `weights` (a file) or torchvision's cache;
+    False builds the same network without loading anything, for weights that come next from one of
+    our checkpoints."""
     resolve_weights(name, weights_name)  # an unknown name fails here, in one sentence
-    pretrained = not scratch
     try:
         model = get_model(name, weights=None, **arch_kwargs(name, image_size, pretrained))
     except (AssertionError, ValueError, RuntimeError) as e:  # e.g. a ViT image size that is no multiple of its patch
@@ -169,7 +172,7 @@ def from_checkpoint(ckpt, path):
     name, n = hp.get("model", DEFAULT_MODEL), len(ckpt["classes"])
     if name not in model_names():
         raise UserError(f"{path} holds a {name}, a model this version of torchvision does not have")
-    model = build_model(n, scratch=hp.get("scratch", False), name=name, weights_name=hp.get("weights_name"),
+    model = build_model(n, pretrained=not hp.get("scratch", False), name=name, weights_name=hp.get("weights_name"),
                         image_size=hp.get("image_size"), load_weights=False)
     try:
         model.load_state_dict(ckpt["model"])

@@ -239,7 +239,10 @@ def read_split(data_dir):
     return Split(data_dir, classes, samples, manifest)
 
 
-def ensure_split(data_dir, default_dir, source=None):
+DEFAULT_SPLIT = "data/caltech101_split"  # where split_dataset.py writes and train.py looks, unless told otherwise
+
+
+def ensure_split(data_dir, default_dir=DEFAULT_SPLIT, source=None):
     """Return the split at `data_dir`; build it there first when absent and it is the default location
     or a `source` is given.
 

@@ -63,7 +63,7 @@ def test_step_size_and_gamma_shape_the_logged_learning_rates(tiny_split, tmp_pat
 
 def test_optimizer_has_fc_and_base_groups_at_their_rates():
     from caltech.model import param_groups
-    model = build_model(7, scratch=True)
+    model = build_model(7, pretrained=False)
     groups = param_groups(model, lr_fc=1e-3, lr_base=1e-4)
     assert [g["name"] for g in groups] == ["base", "fc"]
     assert groups[1]["params"] == [model.fc.weight, model.fc.bias] and groups[1]["lr"] == 1e-3
@@ -117,7 +117,7 @@ def test_pretrained_weights_come_from_torchvision_cache_without_network(planted_
     model = build_model(4)
     assert torch.equal(model.conv1.weight, planted["conv1.weight"])
     assert model.fc.out_features == 4
-    assert not torch.equal(build_model(4, scratch=True).conv1.weight, planted["conv1.weight"])
+    assert not torch.equal(build_model(4, pretrained=False).conv1.weight, planted["conv1.weight"])
     metrics = train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1, "--run-name", "ft"))
     assert metrics["n_test"] == 24
 
