@@ -465,8 +465,8 @@ class Tester:
                    "stopped_early": state["epoch"] < args.epochs, "best_epoch": state["best_epoch"],
                    "best_val_acc": state["best_val_acc"],
                    "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],
-                   "test_acc": test["acc"], "test_mean_class_acc": test["mean_class_acc"], "test_top5": test["top5"],
-                   "n_test": test["n"], "train_seconds": state["train_seconds"],
+                   **{f"test_{k}": test[k] for k in ("loss", "acc", "mean_class_acc", "top5", "n")},
+                   "train_seconds": state["train_seconds"],
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process, so far
                    "best_checkpoint": str(run_ckpt_dir / "best.pth")}
         atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

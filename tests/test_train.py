@@ -1,6 +1,5 @@
 """train.py end to end on tiny data: logs, checkpoints, schedule, weights, augmentation wiring, resume."""
 import argparse
-import contextlib
 import json
 import re
 import shutil
@@ -39,7 +38,7 @@ def test_two_epoch_scratch_run_logs_checkpoints_and_metrics(tiny_split, tmp_path
     assert last["epoch"] == 2 and {"optimizer", "scheduler", "scaler"} <= set(last)
 
     saved = json.loads((tmp_path / "ckpt" / "r" / "metrics.json").read_text())
-    assert saved == metrics and saved["n_test"] == 24
+    assert saved == metrics and saved["test_n"] == 24
     assert saved["best_val_acc"] == pytest.approx(max(v for _, v in scalars["Accuracy/val"]))
     for key in ("best_val_acc", "test_acc", "test_mean_class_acc", "epochs_run"):  # HParams: the run's own figures
         assert scalars[f"hparam/{key}"] == [(1, pytest.approx(saved[key]))], key
@@ -119,7 +118,7 @@ def test_pretrained_weights_come_from_torchvision_cache_without_network(planted_
     assert model.fc.out_features == 4
     assert not torch.equal(build_model(4, pretrained=False).conv1.weight, planted["conv1.weight"])
     metrics = train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1, "--run-name", "ft"))
-    assert metrics["n_test"] == 24
+    assert metrics["test_n"] == 24
 
 
 def test_weights_flag_reaches_the_model(planted_weights):
@@ -167,7 +166,7 @@ def test_logged_validation_figures_and_saved_test_figures_are_the_right_splits_u
     monkeypatch.undo()
 
     assert (metrics["best_val_acc"], metrics["test_acc"], metrics["test_mean_class_acc"], metrics["test_top5"],
-            metrics["n_test"]) == (0.375, 0.125, 0.25, 0.5, 24)
+            metrics["test_n"]) == (0.375, 0.125, 0.25, 0.5, 24)
     assert json.loads((tmp_path / "ckpt" / "r" / "metrics.json").read_text()) == metrics
     scalars = read_scalars(tmp_path / "runs" / "r")
     assert {tag: scalars[tag][0][1] for tag in ("hparam/best_val_acc", "hparam/test_acc",
@@ -178,10 +177,11 @@ def test_logged_validation_figures_and_saved_test_figures_are_the_right_splits_u
     assert train_hits == pytest.approx(round(train_hits), abs=1e-4)
 
     last = torch.load(tmp_path / "ckpt" / "r" / "last.pth", weights_only=True)
-    model = from_checkpoint(last, "last.pth").eval()
+    rt = runtime.decide(torch.device("cpu"))  # the run's precision and memory format on this machine
+    model = from_checkpoint(last, "last.pth").eval().to(memory_format=rt.memory_format)
     run = argparse.Namespace(**last["hparams"])
     val = real(model, build_loader(tiny_split, "val", run, torch.device("cpu")), nn.CrossEntropyLoss(),
-               contextlib.nullcontext(), 4, torch.device("cpu")).summary()
+               rt.ctx, 4, torch.device("cpu")).summary()
     assert val["n"] == 12 and scalars["Loss/val"][0][1] == pytest.approx(val["loss"], rel=1e-5)
     assert scalars["Loss/train"][0][1] != pytest.approx(val["loss"], rel=1e-3)
 
@@ -208,7 +208,7 @@ def test_runtime_flags_reach_their_targets_and_their_defaults_hold(tiny_split, t
     devices = spy_calls(monkeypatch, train, "select_device")
     threads = spy_calls(monkeypatch, torch, "set_num_threads", fake=lambda n: None)  # recorded, not applied
     compiled = spy_calls(monkeypatch, torch, "compile", fake=lambda model, *a, **k: model)
-    precisions = spy_calls(monkeypatch, engine, "precision")
+    precisions = spy_calls(monkeypatch, runtime, "precision")
     loaders = []  # (split name, loader) of every loader train.py builds
     monkeypatch.setattr(train, "build_loader", lambda split, name, *a, **k: (
         loaders.append((name, build_loader(split, name, *a, **k))), loaders[-1][1])[1])
@@ -257,7 +257,7 @@ def test_a_missing_split_is_built_from_source_or_from_data(tmp_path, monkeypatch
                                     "--epochs", 1, "--run-name", "s"))
     built = read_split(tmp_path / "elsewhere" / "split")
     assert {k: len(v) for k, v in built.samples.items()} == {"train": 48, "val": 12, "test": 2}
-    assert metrics["n_test"] == 2
+    assert metrics["test_n"] == 2
     # the default --data, missing: built from the images in data/ of the working directory, nothing downloaded
     monkeypatch.chdir(tmp_path)
     split = ensure_split(train.DEFAULT_DATA, train.DEFAULT_DATA)
