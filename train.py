@@ -394,11 +394,11 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
             print(f"{desc}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  val loss {val['loss']:.4f} "
                   f"acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  lr {lrs['lr_base']:.0e}/"
                   f"{lrs['lr_fc']:.0e}  {time.perf_counter() - start:.0f}s" + ("  *best" if is_best else ""))
+            if on_epoch is not None:
+                on_epoch(stats)
             for horizon in ending:
                 finish_horizon(tester, horizon, state, best_weights, on_horizon)
                 pending.remove(horizon)
-            if on_epoch is not None:
-                on_epoch(stats)
         for horizon in list(pending):  # stopped early before their last epoch: so would they have
             last = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),

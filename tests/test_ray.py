@@ -69,6 +69,19 @@ def test_ray_backend_gives_the_sequential_rows_and_best_checkpoint(local_ray, ti
     assert all([epoch for epoch, _ in runs] == [0, None] for runs in reports.values())
 
 
+def test_runs_sharing_a_prefix_are_one_tune_trial_with_the_sequential_rows(local_ray, tiny_split, tmp_path,
+                                                                          one_thread):
+    grid_flags_ = ["--lr-base", "1e-4", "--epochs", "1", "2", "--step-size", "1", "--gamma", "0.5"]
+    seq = grid_search.main(grid_args(tmp_path / "seq", tiny_split.root, *grid_flags_))
+    grid_search.main(grid_args(tmp_path / "ray", tiny_split.root, *grid_flags_, "--backend", "ray"))
+    columns = ["Experiment", "Run", "Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc", "Epochs_Run"]
+    ray_rows = sorted(read_rows(tmp_path / "ray" / "results.csv"), key=lambda r: r["Experiment"])
+    assert [[r[c] for c in columns] for r in ray_rows] == [[r[c] for c in columns] for r in seq["rows"]]
+    reports = tune_reports(tmp_path / "ray" / "ckpt")  # one Tune trial, named after the longer run
+    assert list(reports) == [ray_rows[1]["Run"]]
+    assert [epoch for epoch, _ in reports[ray_rows[1]["Run"]]] == [0, None, 1, None]  # the 1-epoch run's metrics
+
+
 def crash_once_after_an_epoch(marker):
     """grid_search.run_group, except that the first group to finish an epoch creates `marker` and crashes,
     after that epoch's checkpoint is on disk. A local function: Ray ships it to the workers by value."""
