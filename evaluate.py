@@ -7,19 +7,17 @@ The model is rebuilt from the checkpoint alone (its network, class count and set
 Checkpoints are read with torch.load(weights_only=True): a file holding code is refused unrun.
 """
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from caltech import checkpoint, engine
+from caltech import checkpoint, engine, tables
 from caltech.datasets import build_loader
-from caltech.metrics import per_class_rows
 from caltech.model import from_checkpoint
 from caltech.split import read_split
-from caltech.utils import UserError, atomic_path, atomic_write_text, run_cli, select_device
+from caltech.utils import UserError, atomic_write_text, run_cli, select_device
 
 CKPT_DIR = checkpoint.CKPT_DIR
 
@@ -40,7 +38,9 @@ def get_args_parser(add_help=True):
     group = parser.add_argument_group("outputs")
     group.add_argument("--out", default=None,
                        help="folder for per_class.csv, confusion.csv and confusion.png (default: none)")
-    group.add_argument("--json", default=None, help="write the metrics to this JSON file (default: none)")
+    group.add_argument("--json", default=None,
+                       help="write the metrics to this JSON file: test_acc, test_mean_class_acc, test_top5, test_n "
+                            "(val_... with --split val) and split (default: none)")
     group = parser.add_argument_group("runtime (defaults: the checkpoint's settings)")
     group.add_argument("--device", default=None, help="cuda, mps or cpu (default: CUDA, else MPS, else CPU)")
     group.add_argument("--loader", choices=("cached", "pil"), default=None,
@@ -53,17 +53,12 @@ def get_args_parser(add_help=True):
 
 
 def write_tables(out, classes, confusion):
-    from caltech.report import plot_confusion  # matplotlib only when figures are asked for
+    """per_class.csv and confusion.csv (caltech.tables reads them back for report.py) and confusion.png."""
+    from caltech.plots import plot_confusion  # matplotlib only when figures are asked for
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "per_class.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["class", "images", "correct", "accuracy"])
-        writer.writerows((c, n, k, f"{a:.4f}") for c, n, k, a in per_class_rows(confusion, classes))
-    with atomic_path(out / "confusion.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true\\predicted", *classes])
-        writer.writerows([c, *row] for c, row in zip(classes, confusion.tolist(), strict=True))
+    tables.write_per_class(out / "per_class.csv", confusion, classes)
+    tables.write_confusion(out / "confusion.csv", confusion, classes)
     plot_confusion(confusion, classes, out / "confusion.png")
 
 
@@ -89,8 +84,9 @@ def main(args):
     meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device, desc=args.split,
                             tta=tta)
     stats = meter.summary()
-    metrics = {"accuracy": stats["acc"], "mean_class_accuracy": stats["mean_class_acc"],
-               "top5_accuracy": stats["top5"], "n_images": stats["n"], "split": args.split}
+    # {split}_{metric}, as train.py's metrics.json names them: test_acc, test_mean_class_acc, test_top5, test_n
+    metrics = {f"{args.split}_{key}": stats[key] for key in ("acc", "mean_class_acc", "top5", "n")}
+    metrics["split"] = args.split
     print(f"checkpoint: {path} (epoch {ckpt['epoch']}, val acc {ckpt['val_acc']:.4f})"
           + (", flip test-time augmentation" if tta else ""))
     for key, value in metrics.items():

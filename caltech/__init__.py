@@ -8,5 +8,6 @@ Model:     model (ResNet-18 or any torchvision classifier, its new head, two par
 Training:  engine (the one train loop and eval loop) -> checkpoint (plain dicts, atomic, safe load, lookup)
            -> runlog (TensorBoard) -> metrics (overall, mean per-class, top-5)
 Grid:      grid (trials, results CSV, choice on validation), ray_tune (the optional Ray backend)
-Reporting: report (figures, RESULTS.md), bench (side-by-side speed)
+Reporting: report (the whole report) over tblogs (run folders, their TensorBoard scalars), plots (matplotlib
+           figures) and tables (results CSV, evaluate.py's tables, RESULTS.md; pandas); bench (side-by-side speed)
 """

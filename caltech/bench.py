@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from torch import nn
@@ -21,6 +22,7 @@ from . import cache, engine
 from .datasets import PILLoader, build_loader
 from .model import build_model, param_groups
 from .split import build_split
+from .tables import fixed_width
 from .transforms import eval_preset, resize_sizes, train_preset
 
 EPOCH_IMAGES = 2424  # the real training split: 101 classes x 24
@@ -160,17 +162,18 @@ def run(split, args, device):
 
 
 def format_table(r):
-    rows = [("pipeline img/s", "pipeline_img_s", "{:,.0f}"), ("train img/s", "train_img_s", "{:,.1f}"),
-            ("eval img/s", "eval_img_s", "{:,.1f}"), (f"epoch s ({EPOCH_IMAGES:,} img)", "epoch_s", "{:,.1f}"),
-            ("input share of epoch", "input_share", "{:.1%}")]
-    header = ["", "original", "project", "project/original"]
-    lines = []
-    for label, key, fmt in rows:
-        a, b = r[f"{key}_original"], r[f"{key}_project"]
-        ratio = a / b if key in ("epoch_s", "input_share") else b / a  # always "times better"
-        lines.append([label, fmt.format(a), fmt.format(b), f"{ratio:,.1f}x"])
-    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(4)]
-    text = "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *lines])
+    labels, keys, formats = zip(("pipeline img/s", "pipeline_img_s", "{:,.0f}"),
+                                ("train img/s", "train_img_s", "{:,.1f}"), ("eval img/s", "eval_img_s", "{:,.1f}"),
+                                (f"epoch s ({EPOCH_IMAGES:,} img)", "epoch_s", "{:,.1f}"),
+                                ("input share of epoch", "input_share", "{:.1%}"), strict=True)
+    table = pd.DataFrame({name: [r[f"{key}_{name}"] for key in keys] for name in ("original", "project")}, index=keys)
+    smaller = table.index.isin(["epoch_s", "input_share"])  # the ratio is always "times better"
+    ratio = (table["original"] / table["project"]).where(smaller, table["project"] / table["original"])
+    # one number format per row: by hand, as pandas formats by column
+    cells = pd.DataFrame({"": labels, **{name: [fmt.format(v) for fmt, v in zip(formats, table[name], strict=True)]
+                                         for name in table}}, index=keys)
+    cells["project/original"] = ratio.map("{:,.1f}x".format)
+    text = fixed_width(cells)
     return (f"device: {r['device']}, {r['model']}, {r['image_size']} px, batch {r['batch_size']}, "
             f"{r['steps']} steps per measurement, project precision {r['amp']}\n{text}\n"
             f"(project/original: how many times faster; for epoch s and input share, how many times smaller)\n"

@@ -43,7 +43,7 @@ def _archive_in(root):
     return None
 
 
-def resolve_source(source=None, data_root="data", download=True):
+def resolve_source(source=None, data_root="data"):
     """Return the path of a `101_ObjectCategories`-style folder, unpacking or downloading as needed.
 
     With `source`: that folder (or one holding it or an archive), or that archive. Without: look
@@ -70,11 +70,7 @@ def resolve_source(source=None, data_root="data", download=True):
     found = _named_folder(data_root)
     if found is not None:
         return found
-    archive = _archive_in(data_root)
-    if archive is None:
-        if not download:
-            raise UserError(f"no Caltech-101 images found in {data_root}/; {where_to_put(data_root)}")
-        archive = fetch(data_root)
+    archive = _archive_in(data_root) or fetch(data_root)
     return unpack(archive, data_root)
 
 

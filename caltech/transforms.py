@@ -123,12 +123,6 @@ def resized_crops(images, params, size):
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def random_crop_flip(images, size, generator):
-    """Random crop + horizontal flip of every image of a uint8 NCHW batch."""
-    params = crop_flip_params(images.shape[0], images.shape[2], size, generator)
-    return gather_crops(images, torch.arange(images.shape[0]), params, size)
-
-
 class BatchTransform:
     """images[index] of a uint8 NCHW tensor -> normalised float NCHW on the images' device.
 

@@ -1,4 +1,4 @@
-"""Small shared helpers: errors for people, atomic writes, seeding, device choice."""
+"""Small shared helpers: errors and warnings for people, atomic writes, seeding, device choice."""
 import contextlib
 import os
 import random
@@ -15,6 +15,11 @@ os.umask(_UMASK)  # ... and put it back
 
 class UserError(Exception):
     """A problem the user can fix (bad path, missing file, bad checkpoint): printed as one sentence."""
+
+
+def warn(message):
+    """A problem that costs part of the output, not the run: one `warning:` line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def run_cli(main, args):

@@ -10,7 +10,7 @@ import train
 from caltech import cache
 from caltech.datasets import build_loader, pil_loader
 from caltech.split import build_split, read_split
-from caltech.transforms import MEAN, STD, eval_preset, random_crop_flip
+from caltech.transforms import MEAN, STD, BatchTransform, eval_preset
 from caltech.utils import UserError
 from conftest import make_image_folder, train_args
 
@@ -63,11 +63,15 @@ def test_only_the_training_loader_augments(tiny_split, tmp_path, kind):
     assert torch.equal(one_epoch(val, 0)[0], one_epoch(val, 3)[0])
 
 
-def test_crop_and_flip_have_torchvision_distribution():
+@pytest.mark.parametrize("one_gather", [True, False])  # the GPU's one gather, the CPU's copy per image
+def test_crop_and_flip_have_torchvision_distribution(one_gather):
     side, crop, n = 12, 8, 4000
     ii, jj = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
     coords = torch.stack([ii, jj, torch.zeros_like(ii)]).to(torch.uint8)  # pixel = its own position
-    out = random_crop_flip(coords.expand(n, 3, side, side), crop, torch.Generator().manual_seed(0))
+    # the training loader's transform, normalising with mean 0 and std 1/255: the pixel values unchanged
+    augment = BatchTransform(CPU, crop=crop, mean=(0, 0, 0), std=(1 / 255,) * 3, one_gather=one_gather)
+    out = augment(coords.expand(n, 3, side, side), torch.arange(n), torch.Generator().manual_seed(0))
+    out = out.round().to(torch.uint8)
     top, left_or_right = out[:, 0, 0, 0].long(), out[:, 1, 0, 0].long()
     flipped = out[:, 1, 0, 0] > out[:, 1, 0, -1]
     left = torch.where(flipped, left_or_right - crop + 1, left_or_right)

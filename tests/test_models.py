@@ -90,10 +90,10 @@ def test_model_trains_evaluates_and_predicts_offline(name, head, source, extra, 
     planted_file.unlink()
     ckpt = str(run_dir / "best.pth")
     evaluated = evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", ckpt, "--device", "cpu"]))
-    assert evaluated["accuracy"] == metrics["test_acc"]
+    assert evaluated["test_acc"] == metrics["test_acc"]
     rows = predict.main(predict.get_args_parser().parse_args(
         [str(tiny_split.root / "test"), "--ckpt", ckpt, "--device", "cpu", "--workers", 0]))
-    assert len(rows) == 24 and accuracy_of(rows) == pytest.approx(evaluated["accuracy"])
+    assert len(rows) == 24 and accuracy_of(rows) == pytest.approx(evaluated["test_acc"])
 
 
 def test_weights_own_normalisation_and_size_reach_both_loaders(tiny_split, tmp_path):

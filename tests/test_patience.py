@@ -7,7 +7,7 @@ import torch
 import grid_search
 import train
 from caltech import engine, grid
-from caltech.report import read_results as report_read_results
+from caltech.tables import read_results as report_read_results
 from conftest import grid_flags, kill_on_call, read_rows, read_scalars, train_args
 
 FLAGS = ["--scratch", "--epochs", 8, "--patience", 2, "--threads", 1]

@@ -8,8 +8,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import evaluate
 import report
-from caltech import grid
-from caltech import report as report_lib
+from caltech import grid, plots, tblogs
 from caltech.utils import UserError, run_cli
 from conftest import ORIGINAL_RUNS, run_script
 
@@ -121,12 +120,12 @@ def test_report_on_a_fake_grid(fake_grid, tmp_path, capsys, drawn, colours):
 
 
 def test_scratch_runs_are_found_by_name_or_hparams(fake_grid):
-    names = [run.folder.name for run in report_lib.scratch_runs(fake_grid / "runs")]
+    names = [run.folder.name for run in tblogs.scratch_runs(fake_grid / "runs")]
     assert names == ["baseline_random_init", TRIALS[4][0].run_name]
 
 
 def test_seeds_are_averaged_over_the_epochs_each_reached():
-    epochs, mean, low, high = report_lib.mean_band([([1, 2, 3], [0.2, 0.4, 0.6]), ([1, 2], [0.4, 0.6])])
+    epochs, mean, low, high = plots.mean_band([([1, 2, 3], [0.2, 0.4, 0.6]), ([1, 2], [0.4, 0.6])])
     assert epochs.tolist() == [1, 2, 3]
     assert mean.tolist() == pytest.approx([0.3, 0.5, 0.6])
     assert low.tolist() == pytest.approx([0.2, 0.4, 0.6]) and high.tolist() == pytest.approx([0.4, 0.6, 0.6])
@@ -194,13 +193,13 @@ def test_published_logs(tmp_path, monkeypatch):
 def drawn(monkeypatch):
     """{figure file name: {legend label: (epochs, values)}} of every figure saved, read from its axes."""
     figures = {}
-    save = report_lib.save_figure
+    save = plots.save_figure
 
     def record(fig, path):
         figures[path.name] = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
                               for line in fig.axes[0].lines}
         save(fig, path)
-    monkeypatch.setattr(report_lib, "save_figure", record)
+    monkeypatch.setattr(plots, "save_figure", record)
     return figures
 
 
@@ -208,12 +207,12 @@ def drawn(monkeypatch):
 def colours(monkeypatch):
     """{figure file name: {legend label: colour}} of every figure saved."""
     figures = {}
-    save = report_lib.save_figure
+    save = plots.save_figure
 
     def record(fig, path):
         figures[path.name] = {line.get_label(): line.get_color() for line in fig.axes[0].lines}
         save(fig, path)
-    monkeypatch.setattr(report_lib, "save_figure", record)
+    monkeypatch.setattr(plots, "save_figure", record)
     return figures
 
 
@@ -242,12 +241,12 @@ def test_compare_adds_runs_from_other_folders_to_figures_4_to_6(fake_grid, tmp_p
 
 def test_compare_styles_are_distinct(fake_grid, tmp_path, monkeypatch):
     series_of = {}
-    plot = report_lib.plot_curves
+    plot = plots.plot_curves
 
     def record(series, tag, ylabel, title, path, logs):
         series_of[path.name] = series
         return plot(series, tag, ylabel, title, path, logs)
-    monkeypatch.setattr(report_lib, "plot_curves", record)
+    monkeypatch.setattr(plots, "plot_curves", record)
     extra = [tmp_path / f"extra{i}" for i in range(2)]
     for folder in extra:
         write_run(folder, 3, 0.4, PUBLISHED_TAGS)
@@ -263,16 +262,16 @@ def test_plot_runs_draws_runs_from_any_roots(tmp_path, drawn):
     a, b = tmp_path / "root_a" / "run", tmp_path / "elsewhere" / "deeper" / "run"
     write_run(a, 4, 0.8, PUBLISHED_TAGS)
     write_run(b, 2, 0.3, ("Loss/train",))  # no Accuracy/val: left out with a warning
-    path = report_lib.plot_runs([("A", a), ("B", b, {"color": "black"})], "Accuracy/val",
-                                "validation accuracy (%)", "Study", tmp_path / "study.png")
+    path = plots.plot_runs([("A", a), ("B", b, {"color": "black"})], "Accuracy/val",
+                           "validation accuracy (%)", "Study", tmp_path / "study.png")
     assert path == tmp_path / "study.png"
     assert_png(path)
     assert drawn["study.png"] == {"A": ([1, 2, 3, 4], pytest.approx([20.0, 40.0, 60.0, 80.0]))}
-    report_lib.plot_runs([("A", a), ("B", b, {"color": "black"})], "Loss/train", "loss", "Study",
-                         tmp_path / "loss.png")
+    plots.plot_runs([("A", a), ("B", b, {"color": "black"})], "Loss/train", "loss", "Study",
+                    tmp_path / "loss.png")
     assert drawn["loss.png"]["B"] == ([1, 2], pytest.approx([2.0, 1.0]))
     with pytest.raises(UserError, match="holds no events.out.tfevents"):
-        report_lib.plot_runs([("root", tmp_path / "root_a")], "Accuracy/val", "acc", "t", tmp_path / "x.png")
+        plots.plot_runs([("root", tmp_path / "root_a")], "Accuracy/val", "acc", "t", tmp_path / "x.png")
 
 
 @pytest.mark.parametrize("value, message", [
@@ -330,16 +329,16 @@ def test_defaults_read_runs_and_the_results_csv_and_eval_if_present_into_task1(t
 
 def test_figure_7_shows_the_15_worst_classes_worst_first_and_figure_8_is_row_normalised(tmp_path, monkeypatch):
     figures = {}
-    monkeypatch.setattr(report_lib, "save_figure", lambda fig, path: figures.__setitem__(path.name, fig))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.__setitem__(path.name, fig))
     accuracies = [0.05 * ((7 * i) % 20) for i in range(20)]  # 20 classes, distinct accuracies, shuffled
     rows = [(f"class{i:02d}", 20, round(20 * a), a) for i, a in enumerate(accuracies)]
-    report_lib.plot_worst_classes(rows, tmp_path / "worst.png")
+    plots.plot_worst_classes(rows, tmp_path / "worst.png")
     ax = figures["worst.png"].axes[0]
     worst = sorted(rows, key=lambda r: r[3])[:15]
     assert [t.get_text() for t in ax.get_yticklabels()] == [r[0] for r in worst]  # y 0 (top) is the worst
     assert [bar.get_width() for bar in ax.patches] == pytest.approx([100 * r[3] for r in worst])
-    report_lib.plot_confusion(torch.tensor([[3, 1], [0, 2]]), ["a", "b"], tmp_path / "confusion.png")
+    plots.plot_confusion(torch.tensor([[3, 1], [0, 2]]), ["a", "b"], tmp_path / "confusion.png")
     image = figures["confusion.png"].axes[0].images[0].get_array()
     assert image.ravel().tolist() == pytest.approx([0.75, 0.25, 0.0, 1.0])  # each true class sums to 1
     for fig in figures.values():
-        report_lib.plt.close(fig)
+        plots.plt.close(fig)

@@ -63,15 +63,15 @@ def test_test_accuracy_everywhere_scores_best_pth_not_the_last_epoch(unbalanced_
     scored = evaluate.main(evaluate.get_args_parser().parse_args(
         ["--ckpt", str(tmp_path / "ckpt" / "best_scratch.pth"), "--device", "cpu", "--out", str(tmp_path / "eval")]))
     row, = read_rows(tmp_path / "results.csv")
-    assert scored["accuracy"] == metrics["test_acc"] and row["Test_Acc"] == f"{metrics['test_acc']:.4f}"
-    assert scored["mean_class_accuracy"] == metrics["test_mean_class_acc"]
+    assert scored["test_acc"] == metrics["test_acc"] and row["Test_Acc"] == f"{metrics['test_acc']:.4f}"
+    assert scored["test_mean_class_acc"] == metrics["test_mean_class_acc"]
     assert row["Test_Mean_Class_Acc"] == f"{metrics['test_mean_class_acc']:.4f}"
 
     # on an unbalanced split the two metrics are computed differently: check both from the per-class table
     table = pd.read_csv(tmp_path / "eval" / "per_class.csv")
     assert table["images"].tolist() == [1, 3, 5, 7, 9] and metrics["n_test"] == 25
-    assert scored["accuracy"] == pytest.approx(table["correct"].sum() / 25)
-    assert scored["mean_class_accuracy"] == pytest.approx((table["correct"] / table["images"]).mean())
+    assert scored["test_acc"] == pytest.approx(table["correct"].sum() / 25)
+    assert scored["test_mean_class_acc"] == pytest.approx((table["correct"] / table["images"]).mean())
 
 
 def test_trials_are_numbered_as_published():

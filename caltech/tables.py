@@ -1,0 +1,231 @@
+"""Tables with pandas: the grid's results CSV read and checked, evaluate.py's per-class and confusion tables
+written and read back, and the text tables printed or written (RESULTS.md, fixed-width).
+
+    results = read_results("grid_search_results.csv")             # ours or the published 6-column one
+    write_per_class("eval/per_class.csv", confusion, classes)     # and read_per_class, for figure 7
+    print(fixed_width(pd.DataFrame({"Exp": ["1"], "Val %": ["95.21"]})))
+
+Accuracies are fractions in the files and percent in the tables of RESULTS.md.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import grid
+from .metrics import per_class_rows
+from .utils import UserError, atomic_path
+
+# evaluate.py's per_class.csv: its columns and their types
+PER_CLASS = {"class": str, "images": "int64", "correct": "int64", "accuracy": "float64"}
+CONFUSION_CORNER = "true\\predicted"  # confusion.csv's first header cell: rows are true classes
+CSV_LINES = "\r\n"  # the csv module's line ending, which evaluate.py's tables have always had
+# evaluate.py --json's keys before the {split}_{metric} names, still read for older files
+OLD_EVAL_KEYS = {"acc": "accuracy", "mean_class_acc": "mean_class_accuracy", "top5": "top5_accuracy",
+                 "n": "n_images"}
+
+
+# ---- text tables ----
+
+def fixed_width(frame):
+    """`frame`'s header and cells right-aligned in columns two spaces apart, as the scripts print tables.
+
+    By hand: DataFrame.to_string separates columns by one space and left-aligns the index.
+    """
+    rows = [[str(c) for c in frame.columns], *frame.astype(str).to_numpy().tolist()]
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+
+
+def markdown(frame, align):
+    """A GitHub table of `frame`'s header and cells as they are; `align`: 'l' or 'r' per column.
+
+    By hand: DataFrame.to_markdown needs tabulate, which is not a dependency.
+    """
+    rule = ["---:" if a == "r" else "---" for a in align]
+    rows = [[str(c) for c in frame.columns], rule, *frame.astype(str).to_numpy().tolist()]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
+
+
+# ---- the results CSV ----
+
+@dataclass
+class Results:
+    path: Path
+    frame: pd.DataFrame  # every cell the string written, in file order
+    rows: list  # the same runs as dicts, as caltech.grid takes them; `row is best` marks a row of the table
+    ours: bool  # grid_search.py's CSV (Seed, Scratch, Run columns...), else the published 6-column one
+
+    @property
+    def columns(self):
+        return list(self.frame.columns)
+
+
+def column(frame, name, default):
+    """frame[name], or `default` in every row when the file has no such column (the published CSV)."""
+    return frame[name] if name in frame else pd.Series(default, index=frame.index, dtype=object)
+
+
+def read_results(path):
+    """Our results CSV or the published one, checked enough that later steps cannot fail on it."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--results {path} is a folder; pass the grid's results CSV file")
+    if not path.is_file():
+        raise UserError(f"results file {path} not found; run grid_search.py first or pass --results")
+    try:
+        # strings as written, so that the tables show them verbatim (1e-05 stays 1e-05); a short row's
+        # missing cells are empty
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False).fillna("")
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise UserError(f"results file {path} could not be read ({type(e).__name__})") from None
+    ours = "Seed" in frame and "Scratch" in frame
+    missing = [c for c in (grid.COLUMNS if ours else grid.PUBLISHED) if c not in frame and c not in grid.LATER]
+    if missing:
+        raise UserError(f"{path} lacks the column(s) {', '.join(missing)}, so it is not a grid_search_results.csv")
+    if frame.empty:
+        raise UserError(f"{path} has no runs in it yet")
+    try:
+        frame.astype({"Experiment": int, "Epochs": int, "LR_FC": float, "LR_Base": float, "Best_Val_Acc": float})
+        column(frame, "Seed", "").replace("", "0").astype(int)
+    except (TypeError, ValueError):
+        raise UserError(f"{path} has a short row or a non-numeric value where a number belongs") from None
+    return Results(path, frame, frame.to_dict("records"), ours)
+
+
+def finetuned(rows):
+    """Rows of the fine-tuning grid: our CSV may also hold a --scratch grid's rows."""
+    return [r for r in rows if r.get("Scratch", "False") != "True"]
+
+
+def describe(row):
+    seed = f", seed {row['Seed']}" if row.get("Seed") else ""
+    return f"experiment {row['Experiment']}{seed}"
+
+
+# ---- evaluate.py's tables ----
+
+def write_per_class(path, confusion, classes):
+    """per_class.csv: class, images, correct, accuracy (4 decimals; nan for a class without images)."""
+    frame = pd.DataFrame(per_class_rows(confusion, classes), columns=list(PER_CLASS))
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.4f", na_rep="nan", lineterminator=CSV_LINES)
+
+
+def read_per_class(path):
+    """per_class.csv as a DataFrame with PER_CLASS's columns, without classes that have no images."""
+    frame = pd.read_csv(path, dtype=PER_CLASS, keep_default_na=False, na_values={"accuracy": ["nan"]})
+    missing = [c for c in PER_CLASS if c not in frame]
+    if missing:
+        raise KeyError(f"no column {', '.join(missing)}")
+    if frame.empty:
+        raise ValueError("no classes in it")
+    return frame[frame["images"] > 0]
+
+
+def write_confusion(path, confusion, classes):
+    """confusion.csv: one row per true class, one column per predicted class, image counts."""
+    frame = pd.DataFrame(confusion.numpy(), index=pd.Index(classes, name=CONFUSION_CORNER), columns=classes)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, lineterminator=CSV_LINES)
+
+
+def read_confusion(path):
+    """(long tensor, class names) of confusion.csv: rows are true classes, columns predictions."""
+    frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+    classes = list(frame.columns)
+    if list(frame.index) != classes:
+        raise ValueError("its row and column classes differ")
+    return torch.from_numpy(frame.astype(np.int64).to_numpy()), classes  # a ragged row: ValueError
+
+
+def eval_metrics(m):
+    """(acc, mean_class_acc, top5, n, split) of evaluate.py --json's dict, old key names too; KeyError if absent."""
+    split = m["split"]
+    return (*(m[f"{split}_{k}"] if f"{split}_{k}" in m else m[old] for k, old in OLD_EVAL_KEYS.items()), split)
+
+
+# ---- RESULTS.md ----
+
+def grid_table(results, best, shown):
+    """Every CSV row, accuracies in percent; `best` (the grid's choice) and `shown` (figures 4-6's) marked."""
+    frame = results.frame.copy()
+    for c in frame.columns.intersection(grid.ACCURACIES):
+        numbers = pd.to_numeric(frame[c], errors="coerce")
+        frame[c] = (100 * numbers).map("{:.2f}".format).where(numbers.notna(), frame[c])  # else as written
+    if "Run" in frame:
+        frame["Run"] = frame["Run"].map(lambda run: f"`{run}`" if run else "")
+    frame.insert(0, "", ["**best**" if r is best else "*figs 4-6*" if r is shown else "" for r in results.rows])
+    # fine-tuned runs first, then by experiment and seed
+    order = pd.DataFrame({"scratch": column(frame, "Scratch", "") == "True",
+                          "experiment": frame["Experiment"].astype(int),
+                          "seed": column(frame, "Seed", "").replace("", "0").astype(int)})
+    frame = frame.loc[order.sort_values(list(order.columns), kind="stable").index]
+    frame.columns = [f"{c} (%)" if c in grid.ACCURACIES else c for c in frame.columns]
+    return markdown(frame, ["l", *("l" if c in ("Run", "Scratch") else "r" for c in results.columns)])
+
+
+def seed_table(stats):
+    """grid.seed_stats as mean +- sample std in percent (a single seed has no std)."""
+    stats = pd.DataFrame(stats).sort_values(["Scratch", "Experiment"], kind="stable",
+                                            key=lambda c: c == "True" if c.name == "Scratch" else c)  # as grid_table
+    frame = stats[["Experiment", "Epochs", "LR_FC", "LR_Base", "Scratch", "n"]].rename(columns={"n": "Seeds"})
+    for c in ("LR_FC", "LR_Base"):
+        frame[c] = frame[c].map("{:g}".format)
+    for c in grid.ACCURACIES:
+        mean, std = (100 * stats[c].str[i] for i in (0, 1))
+        frame[f"{c} (%) mean ± std"] = mean.map("{:.2f}".format) + (" ± " + std.map("{:.2f}".format)).where(
+            stats["n"] > 1, "")
+    return markdown(frame, ["r"] * 4 + ["l"] + ["r"] * 4)
+
+
+def best_sentence(results, best, shown, epochs):
+    """One sentence on the marker(s): how the best run was chosen, and which run figures 4-6 show if another."""
+    how = ("the configuration with the highest mean Best_Val_Acc over its seeds, then its best seed"
+           if results.ours else "the highest Best_Val_Acc, ties to the lower experiment")
+    text = (f"**best** marks the fine-tuned run chosen on validation accuracy as grid_search.py chooses ({how}); "
+            "test accuracy plays no part in the choice.")
+    if shown is not None and shown is not best:
+        text += (f" *figs 4-6* marks {describe(shown)}, the best on validation among the runs plotted "
+                 f"(--epochs {' '.join(map(str, epochs))}), which figures 4-6 compare with training from scratch.")
+    return text
+
+
+def eval_sentence(eval_dir, model):
+    """Where figures 7-8 come from, with the metrics of evaluate.py --json if it wrote them beside the tables."""
+    of = f" ({model} model)" if model else ""
+    text = f"Figures 7-8{of} are drawn from the tables of `evaluate.py --out {eval_dir}`"
+    try:
+        acc, mean_class, top5, n, split = eval_metrics(json.loads((Path(eval_dir) / "metrics.json").read_text()))
+        text += (f": accuracy {100 * acc:.2f}, mean per-class {100 * mean_class:.2f}, "
+                 f"top-5 {100 * top5:.2f} on {n} {split} images")
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    return text + "."
+
+
+def results_markdown(results, runs_dir, best, shown, epochs, figures, notes=()):
+    """RESULTS.md: the tables, then the figures by relative link, so it renders from inside the output folder.
+
+    `notes`: sentences on the figures' other sources (--compare runs, --eval tables), after the first paragraph.
+    """
+    blocks = ["# Results",
+              " ".join([f"Written by `report.py` from `{results.path}` ({len(results.rows)} runs) and the TensorBoard "
+                        f"logs in `{runs_dir}`; nothing was retrained. Accuracies are in percent.", *notes]),
+              "## Grid search", grid_table(results, best, shown), best_sentence(results, best, shown, epochs)]
+    stats = grid.seed_stats(results.rows) if results.ours else []
+    if any(e["n"] > 1 for e in stats):
+        blocks += ["## Seed variation", "Per configuration: mean ± sample standard deviation over its seeds.",
+                   seed_table(stats)]
+    blocks.append("## Figures")
+    for path, title in figures:
+        number = path.name.split("_")[0].removeprefix("fig")
+        blocks.append(f"**Figure {number}.** {title}\n\n![{title}]({path.name})")
+    if not figures:
+        blocks.append("No figure could be drawn; see the warnings report.py printed.")
+    return "\n\n".join(blocks) + "\n"
