@@ -10,10 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from caltech import checkpoint, engine, tables
+from caltech import cache, checkpoint, engine, runtime, tables
 from caltech.datasets import build_loader
 from caltech.model import from_checkpoint
 from caltech.split import read_split
@@ -70,15 +69,17 @@ def main(args):
         if getattr(args, key) is not None:
             setattr(run, key, getattr(args, key))
     if args.data is not None and args.cache_dir is None:
-        run.cache_dir = str(Path(args.data).parent / "cache")
+        run.cache_dir = cache.default_dir(args.data)
     device = select_device(args.device)
     split = read_split(run.data)
     if split.classes != ckpt["classes"]:
         raise UserError(f"the classes of {run.data} ({len(split.classes)}) do not match the {len(ckpt['classes'])} "
                         f"classes {path} was trained on; pass the --data split it was trained with")
     model = from_checkpoint(ckpt, path)
-    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    ctx, _, _ = engine.precision(device, getattr(run, "amp", True))
+    rt = runtime.decide(device, getattr(run, "amp", True), run.batch_size, args.eval_batch_size)
+    run.eval_batch_size = rt.eval_batch_size  # the run's CPU/GPU choice is not this machine's
+    model.to(device, memory_format=rt.memory_format)
+    ctx = rt.ctx
     loader = build_loader(split, args.split, run, device, train=False)
     tta = getattr(run, "tta", False) if args.tta is None else args.tta
     meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device, desc=args.split,

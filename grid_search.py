@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import train
-from caltech import checkpoint, grid
+from caltech import checkpoint, grid, tables
 from caltech.split import ensure_split
 from caltech.utils import UserError, run_cli
 
@@ -139,10 +139,10 @@ def main(args):
     best = grid.choose_best(rows)
     dest = grid.copy_best(best, args.ckpt_dir, "best_scratch.pth" if args.scratch else "best.pth")
     print(f"\nresults ({args.results}; * = chosen on validation accuracy):")
-    print(grid.format_table(sorted(rows, key=lambda r: (int(r['Experiment']), int(r['Seed']))), best))
+    print(tables.console_grid_table(sorted(rows, key=lambda r: (int(r['Experiment']), int(r['Seed']))), best))
     if len(args.seeds) > 1:
         print(f"\nper configuration over {len(args.seeds)} seeds:")
-        print(grid.format_seed_stats(grid.seed_stats(rows)))
+        print(tables.console_seed_table(grid.seed_stats(rows)))
     print(f"\nbest run {best['Run']}: val {float(best['Best_Val_Acc']):.4f}, test {float(best['Test_Acc']):.4f} "
           f"(mean per-class {float(best['Test_Mean_Class_Acc']):.4f}); its best.pth copied to {dest}")
     return {"rows": rows, "best": best, "best_checkpoint": str(dest)}

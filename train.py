@@ -391,9 +391,7 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
             for horizon in ending:  # queued before this epoch's last.pth: a resumed run finds them on disk
                 best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
             saver.save({**meta, **last}, run_ckpt_dir / "last.pth")
-            print(f"{desc}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  val loss {val['loss']:.4f} "
-                  f"acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  lr {lrs['lr_base']:.0e}/"
-                  f"{lrs['lr_fc']:.0e}  {time.perf_counter() - start:.0f}s" + ("  *best" if is_best else ""))
+            print(epoch_line(desc, train, val, lrs, time.perf_counter() - start, is_best))
             if on_epoch is not None:
                 on_epoch(stats)
             for horizon in ending:
@@ -418,6 +416,12 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
         for horizon in pending:
             horizon.close()
     return metrics
+
+
+def epoch_line(desc, train, val, lrs, seconds, is_best):
+    return (f"{desc}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  val loss {val['loss']:.4f} "
+            f"acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  lr {lrs['lr_base']:.0e}/{lrs['lr_fc']:.0e}  "
+            f"{seconds:.0f}s" + ("  *best" if is_best else ""))
 
 
 def save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir):

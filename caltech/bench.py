@@ -2,11 +2,13 @@
 
 original: torchvision ImageFolder + per-image PIL transforms, DataLoader num_workers=0, fp32,
           contiguous memory format (what the published scripts did);
-project:  the uint8 resize cache + batched crop/flip/normalise on the device, AMP and
-          channels_last on CUDA (train.py's defaults).
+project:  the uint8 resize cache + batched crop/flip/normalise on the device, and train.py's
+          runtime choices (caltech.runtime: bf16 autocast and channels_last on CUDA and on CPUs with
+          native bf16).
 Both train through the same engine.train_one_epoch / engine.evaluate with random weights.
 """
 import argparse
+import functools
 import resource
 import time
 from pathlib import Path
@@ -18,8 +20,8 @@ from PIL import Image
 from torch import nn
 from torchvision.datasets import ImageFolder
 
-from . import cache, engine
-from .datasets import PILLoader, build_loader
+from . import cache, engine, runtime
+from .datasets import CachedLoader, PILLoader, build_loader
 from .model import build_model, param_groups
 from .split import build_split
 from .tables import fixed_width
@@ -97,7 +99,7 @@ def pipeline_rate(loader, steps, device):
 
 def train_rate(model, loader, steps, device, amp, num_classes):
     """Images per second through engine.train_one_epoch, after one warm-up step."""
-    ctx, scaler, _ = engine.precision(device, amp)
+    ctx, scaler, _ = runtime.precision(device, amp)
     optimizer = torch.optim.Adam(param_groups(model, 1e-3, 1e-4))
     criterion = nn.CrossEntropyLoss()
     engine.train_one_epoch(model, Limited(loader, 1), criterion, optimizer, scaler, ctx, num_classes, device, "warm-up")
@@ -107,7 +109,7 @@ def train_rate(model, loader, steps, device, amp, num_classes):
 
 
 def eval_rate(model, loader, steps, device, amp, num_classes):
-    ctx, _, _ = engine.precision(device, amp)
+    ctx, _, _ = runtime.precision(device, amp)
     criterion = nn.CrossEntropyLoss()
     engine.evaluate(model, Limited(loader, 1), criterion, ctx, num_classes, device, "warm-up")
     seconds, meter = timed(device, lambda: engine.evaluate(model, Limited(loader, steps), criterion, ctx,
@@ -128,7 +130,7 @@ def run(split, args, device):
     num_classes = len(split.classes)
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
                "model": args.model, "image_size": args.image_size, "batch_size": args.batch_size, "steps": args.steps,
-               "amp": engine.precision(device, args.amp)[2], "train_images": len(split.samples["train"])}
+               "amp": runtime.precision(device, args.amp)[2], "train_images": len(split.samples["train"])}
 
     project = argparse.Namespace(loader="cached", image_size=args.image_size, batch_size=args.batch_size,
                                  eval_batch_size=args.eval_batch_size, seed=args.seed, workers=0,
@@ -145,9 +147,9 @@ def run(split, args, device):
         fast = name == "project"
         results[f"pipeline_img_s_{name}"] = pipeline_rate(train_loader, args.steps, device)
         torch.manual_seed(args.seed)
-        model = build_model(num_classes, scratch=True, name=args.model, image_size=args.image_size).to(device)
-        if fast and device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        model = build_model(num_classes, pretrained=False, name=args.model, image_size=args.image_size).to(device)
+        if fast:
+            model = model.to(memory_format=runtime.memory_format(device))
         net = torch.compile(model) if fast and args.compile else model
         amp = fast and args.amp
         results[f"train_img_s_{name}"] = train_rate(net, train_loader, args.steps, device, amp, num_classes)
@@ -180,3 +182,91 @@ def format_table(r):
             f"cache: built in {r['cache_seconds']:.1f} s once, {r['cache_mb']:,.0f} MB for train+val; "
             f"peak resident memory {r['peak_rss_mb']:,.0f} MB"
             + (f", peak GPU memory {r['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in r else ""))
+
+
+# --- compute: variants of the project's own path, on the CPU where the network sets the pace ---
+
+# (name, threads, channels_last, autocast dtype, torch.compile); threads None = torch's default.
+CPU_VARIANTS = [
+    ("fp32 (default)", None, False, None, False),
+    ("channels_last", None, True, None, False),
+    ("bf16 autocast", None, False, torch.bfloat16, False),
+    ("bf16 + channels_last", None, True, torch.bfloat16, False),
+    ("compile", None, False, None, True),
+    ("compile + bf16", None, False, torch.bfloat16, True),
+    ("1 thread", 1, False, None, False),
+]
+
+
+def train_steps(net, loader, optimizer, scaler, ctx, num_classes, device, steps):
+    return engine.train_one_epoch(net, Limited(loader, steps), nn.CrossEntropyLoss(), optimizer, scaler, ctx,
+                                  num_classes, device, "train")
+
+
+def compute_variants(split, args, device, variants=None, rounds=2):
+    """Train and eval img/s of each variant of the project's path, measured round-robin (`rounds`
+    times `steps` batches each, after a warm-up that also pays torch.compile) so that load on a
+    shared machine falls on every variant alike. Evaluation is also measured at eval batch sizes
+    32 and 128 and under torch.inference_mode."""
+    variants = variants or CPU_VARIANTS
+    num_classes, default_threads = len(split.classes), torch.get_num_threads()
+    resize, crop = resize_sizes(args.image_size)
+    images = {"train": cache.load_or_build(args.cache_dir, split, "train", resize, in_memory=True),
+              "val": cache.load_or_build(args.cache_dir, split, "val", crop)}
+    labels = {n: np.array([lab for _, lab in split.samples[n]], dtype=np.int64) for n in images}
+
+    def loader(name, channels_last, batch_size):
+        return CachedLoader(images[name], labels[name], batch_size, device, args.seed, name == "train", crop,
+                            channels_last)
+
+    setups, results = [], {"device": str(device), "threads": default_threads, "steps": args.steps,
+                           "image_size": args.image_size, "batch_size": args.batch_size, "variants": {}}
+    for name, threads, channels_last, dtype, compiled in variants:
+        torch.set_num_threads(threads or default_threads)
+        torch.manual_seed(args.seed)
+        model = build_model(num_classes, pretrained=False, name=args.model, image_size=args.image_size).to(device)
+        model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        net = torch.compile(model) if compiled else model
+        ctx, scaler, _ = runtime.precision(device, True, dtype or torch.float32)
+        optimizer = torch.optim.Adam(param_groups(model, 1e-3, 1e-4))
+        step = functools.partial(train_steps, net, loader("train", channels_last, args.batch_size), optimizer,
+                                 scaler, ctx, num_classes, device)
+        seconds, _ = timed(device, functools.partial(step, 1))  # warm-up; includes compilation
+        setups.append((name, threads, channels_last, ctx, net, step))
+        results["variants"][name] = {"warmup_s": seconds, "train_s": 0.0, "train_n": 0}
+    for _ in range(rounds):
+        for name, threads, _, _, _, step in setups:
+            torch.set_num_threads(threads or default_threads)
+            seconds, stats = timed(device, functools.partial(step, args.steps))
+            results["variants"][name]["train_s"] += seconds
+            results["variants"][name]["train_n"] += stats["n"]
+    criterion = nn.CrossEntropyLoss()
+    eval_steps = max(1, (args.steps or 0) * args.batch_size // 128) if args.steps else None
+    for name, threads, channels_last, ctx, net, _ in setups:
+        torch.set_num_threads(threads or default_threads)
+        r = results["variants"][name]
+        r["train_img_s"] = r["train_n"] / r["train_s"]
+        r["epoch_s"] = EPOCH_IMAGES / r["train_img_s"]
+        for batch, mode in ((32, "no_grad"), (128, "no_grad"), (128, "inference_mode")):
+            val = loader("val", channels_last, batch)
+            steps = eval_steps and eval_steps * 128 // batch
+            guard = torch.inference_mode if mode == "inference_mode" else torch.no_grad
+            with guard():
+                engine.evaluate(net, Limited(val, 1), criterion, ctx, num_classes, device, "warm-up")
+                seconds, meter = timed(device, functools.partial(
+                    engine.evaluate, net, Limited(val, steps), criterion, ctx, num_classes, device, "eval"))
+            r[f"eval_img_s_b{batch}_{mode}"] = meter.n / seconds
+    torch.set_num_threads(default_threads)
+    return results
+
+
+def format_compute_table(r):
+    table = pd.DataFrame.from_dict(r["variants"], orient="index")
+    table.insert(1, "vs default", table["train_img_s"] / table["train_img_s"].iloc[0])
+    table = table[["train_img_s", "vs default", "epoch_s", "eval_img_s_b32_no_grad", "eval_img_s_b128_no_grad",
+                   "eval_img_s_b128_inference_mode", "warmup_s"]]
+    table.columns = ["train img/s", "vs default", "epoch s", "eval img/s b32", "b128", "b128 inference_mode",
+                     "warm-up s"]
+    return (f"device: {r['device']}, {r['threads']} threads by default, {r['image_size']} px, batch {r['batch_size']}, "
+            f"{r['steps']} steps x 2 rounds per variant\n"
+            + table.to_string(float_format=lambda x: f"{x:,.2f}"))

@@ -41,7 +41,9 @@ class Trial:
 
     @property
     def key(self):
-        return (self.epochs, self.lr_fc, self.lr_base, self.seed, self.scratch, self.recipe)
+        """The row_key of this trial's row: how the results CSV tells which trials are done."""
+        return row_key({"Epochs": self.epochs, "LR_FC": self.lr_fc, "LR_Base": self.lr_base, "Seed": self.seed,
+                        "Scratch": str(self.scratch), "Recipe": self.recipe})
 
 
 def make_trials(epochs, lr_fcs, lr_bases, seeds, scratch=False, recipe=""):
@@ -127,8 +129,8 @@ def by_config(rows):
 
     The published CSV has no Scratch column (all its grid runs fine-tune) and older ones no Recipe."""
     frame = pd.DataFrame(rows).assign(_row=range(len(rows)))
-    frame = frame.reindex(columns=[*frame.columns, *(c for c in ("Scratch", "Recipe") if c not in frame)])
-    frame = frame.fillna({"Scratch": "False", "Recipe": ""})
+    for col, default in (("Scratch", "False"), ("Recipe", "")):
+        frame[col] = frame[col].fillna(default) if col in frame else default
     frame[["Epochs", "Experiment"]] = frame[["Epochs", "Experiment"]].astype(int)
     frame[["LR_FC", "LR_Base"]] = frame[["LR_FC", "LR_Base"]].astype(float)
     for col in ACCURACIES:
@@ -167,29 +169,6 @@ def seed_stats(rows):
 def epochs_run(row):
     """The epochs a run really trained: rows from before early stopping ran all of theirs."""
     return row.get("Epochs_Run") or row["Epochs"]
-
-
-def format_table(rows, best):
-    """The results as a fixed-width table, accuracies in %, the chosen run marked with '*'."""
-    header = ["", "Exp", "Epochs", "LR_FC", "LR_Base", "Seed", "Val %", "Test %", "Test mean-class %", "Seconds",
-              "Epochs run"]
-    lines = [[("*" if r is best else ""), r["Experiment"], r["Epochs"], r["LR_FC"], r["LR_Base"], r["Seed"],
-              f"{100 * float(r['Best_Val_Acc']):.2f}", f"{100 * float(r['Test_Acc']):.2f}",
-              f"{100 * float(r['Test_Mean_Class_Acc']):.2f}", r["Train_Seconds"], epochs_run(r)] for r in rows]
-    return _fixed_width(header, lines)
-
-
-def format_seed_stats(stats):
-    header = ["Exp", "Epochs", "LR_FC", "LR_Base", "Seeds", "Val % (mean +- std)", "Test %", "Test mean-class %"]
-    lines = [[e["Experiment"], e["Epochs"], e["LR_FC"], e["LR_Base"], e["n"],
-              *(f"{100 * e[c][0]:.2f} +- {100 * e[c][1]:.2f}" for c in ACCURACIES)] for e in stats]
-    return _fixed_width(header, lines)
-
-
-def _fixed_width(header, lines):
-    cells = [header] + [[str(c) for c in line] for line in lines]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
 
 
 def copy_best(row, ckpt_dir, name):

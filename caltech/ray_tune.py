@@ -100,7 +100,7 @@ def make_tuner(tune, groups, args, run_group, writer):
 
 
 def row_writer(tune, groups, on_result):
-    trials = {t.run_name: t for group in groups for t in group}
+    by_name = {t.run_name: t for group in groups for t in group}
 
     class RowWriter(tune.Callback):
         """Hands each grid trial's final metrics to on_result in the driver once, as soon as they arrive."""
@@ -108,12 +108,12 @@ def row_writer(tune, groups, on_result):
         def __init__(self):
             self.written = set()  # run names; a retried group reports its finished trials again
 
-        def on_trial_result(self, iteration, trials_, trial, result, **info):
+        def on_trial_result(self, iteration, trials, trial, result, **info):  # Tune passes these by name
             run = result.get("run")
             if result.get(FINAL) and run not in self.written:
-                on_result(trials[run], result)
+                on_result(by_name[run], result)
                 self.written.add(run)
-                print(f"grid: {run} finished ({len(self.written)}/{len(trials)} of this invocation)")
+                print(f"grid: {run} finished ({len(self.written)}/{len(by_name)} of this invocation)")
     return RowWriter()
 
 

@@ -40,6 +40,28 @@ def fixed_width(frame):
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
 
 
+def console_grid_table(rows, best):
+    """grid_search.py's results: accuracies in %, the chosen run marked with '*'."""
+    frame = pd.DataFrame({
+        "": ["*" if r is best else "" for r in rows], "Exp": [r["Experiment"] for r in rows],
+        **{c: [r[c] for r in rows] for c in ("Epochs", "LR_FC", "LR_Base", "Seed")},
+        **{label: [f"{100 * float(r[c]):.2f}" for r in rows]
+           for label, c in zip(("Val %", "Test %", "Test mean-class %"), grid.ACCURACIES, strict=True)},
+        "Seconds": [r["Train_Seconds"] for r in rows], "Epochs run": [grid.epochs_run(r) for r in rows]})
+    return fixed_width(frame)
+
+
+def console_seed_table(stats):
+    """grid_search.py's mean +- sample std per configuration over its seeds, in %."""
+    frame = pd.DataFrame({
+        **{label: [e[k] for e in stats]
+           for label, k in (("Exp", "Experiment"), ("Epochs", "Epochs"), ("LR_FC", "LR_FC"), ("LR_Base", "LR_Base"),
+                            ("Seeds", "n"))},
+        **{label: [f"{100 * e[c][0]:.2f} +- {100 * e[c][1]:.2f}" for e in stats]
+           for label, c in zip(("Val % (mean +- std)", "Test %", "Test mean-class %"), grid.ACCURACIES, strict=True)}})
+    return fixed_width(frame)
+
+
 def markdown(frame, align):
     """A GitHub table of `frame`'s header and cells as they are; `align`: 'l' or 'r' per column.
 

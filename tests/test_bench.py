@@ -59,3 +59,27 @@ def test_bench_defaults_are_train_pys_except_image_size():
 def test_bench_needs_exactly_one_data_source():
     with pytest.raises(bench.UserError, match="exactly one"):
         bench.main(bench.get_args_parser().parse_args(["--device", "cpu"]))
+
+
+def test_compute_comparison_measures_each_variant_side_by_side(tmp_path, capsys, monkeypatch):
+    # torch.compile's variants cost a minute of compilation: the wiring is the same without them
+    monkeypatch.setattr(caltech_bench, "CPU_VARIANTS", [v for v in caltech_bench.CPU_VARIANTS if not v[4]])
+    threads = caltech_bench.torch.get_num_threads()
+    args = bench.get_args_parser().parse_args(
+        ["--synthetic", "--classes", "3", "--per-class", "13", "--steps", "1", "--image-size", "32",
+         "--batch-size", "4", "--device", "cpu", "--compute", "--json", str(tmp_path / "compute.json")])
+    results = bench.main(args)
+    assert json.loads((tmp_path / "compute.json").read_text()) == results
+    names = ["fp32 (default)", "channels_last", "bf16 autocast", "bf16 + channels_last", "1 thread"]
+    assert list(results["variants"]) == names
+    for v in results["variants"].values():
+        assert v["train_n"] == 2 * 4  # two rounds of --steps batches of --batch-size
+        assert v["epoch_s"] == pytest.approx(2424 / v["train_img_s"])
+        assert all(v[f"eval_img_s_{k}"] > 0 for k in ("b32_no_grad", "b128_no_grad", "b128_inference_mode"))
+    assert caltech_bench.torch.get_num_threads() == threads  # the 1-thread variant put the count back
+    lines = capsys.readouterr().out.splitlines()
+    rows = {name: next(line for line in lines if line.startswith(name)) for name in names}
+    base = results["variants"]["fp32 (default)"]["train_img_s"]
+    for name, line in rows.items():
+        ratio = float(line[len(name):].split()[1])
+        assert ratio == pytest.approx(results["variants"][name]["train_img_s"] / base, abs=0.006)

@@ -43,11 +43,11 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
          "--out", str(tmp_path / "eval")])
     metrics = evaluate.main(args)
     printed = capsys.readouterr().out
-    assert f"accuracy: {chosen['Test_Acc']}" in printed  # the same 4-decimal figure as the CSV
-    assert f"mean_class_accuracy: {chosen['Test_Mean_Class_Acc']}" in printed
+    assert f"test_acc: {chosen['Test_Acc']}" in printed  # the same 4-decimal figure as the CSV
+    assert f"test_mean_class_acc: {chosen['Test_Mean_Class_Acc']}" in printed
     saved = json.loads((tmp_path / "eval.json").read_text())
-    assert set(saved) == {"accuracy", "mean_class_accuracy", "top5_accuracy", "n_images", "split"}
-    assert saved == metrics and saved["n_images"] == 24 and saved["split"] == "test"
+    assert set(saved) == {"test_acc", "test_mean_class_acc", "test_top5", "test_n", "split"}
+    assert saved == metrics and saved["test_n"] == 24 and saved["split"] == "test"
     per_class = read_rows(tmp_path / "eval" / "per_class.csv")
     assert [r["class"] for r in per_class] == tiny_split.classes and sum(int(r["images"]) for r in per_class) == 24
     with open(tmp_path / "eval" / "confusion.csv", newline="") as f:
@@ -56,7 +56,7 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
     counts = [[int(v) for v in r[1:]] for r in matrix]  # rows: true class, columns: predicted
     assert [sum(r) for r in counts] == [int(r["images"]) for r in per_class]
     assert [counts[i][i] for i in range(4)] == [int(r["correct"]) for r in per_class]
-    assert sum(counts[i][i] for i in range(4)) / 24 == pytest.approx(metrics["accuracy"])
+    assert sum(counts[i][i] for i in range(4)) / 24 == pytest.approx(metrics["test_acc"])
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
 
 
@@ -179,7 +179,7 @@ def test_evaluate_finds_a_bare_name_in_checkpoints(trained, tmp_path, monkeypatc
     (tmp_path / "checkpoints" / "best.pth").write_bytes(trained.read_bytes())
     monkeypatch.chdir(tmp_path)
     metrics = evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", "best.pth", "--split", "val"]))
-    assert metrics["split"] == "val" and metrics["n_images"] == 12
+    assert metrics["split"] == "val" and metrics["val_n"] == 12
 
 
 APPEND_ROWS = """
@@ -275,9 +275,9 @@ def test_evaluate_reports_each_metric_under_its_key_with_the_runs_settings_unles
     monkeypatch.setattr(evaluate, "select_device", lambda name: (devices.append(name), select(name))[1])
     evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", str(run_ckpt), "--json", str(tmp_path / "m.json")]))
     assert json.loads((tmp_path / "m.json").read_text()) == {
-        "accuracy": 0.125, "mean_class_accuracy": 0.25, "top5_accuracy": 0.5, "n_images": 24, "split": "test"}
+        "test_acc": 0.125, "test_mean_class_acc": 0.25, "test_top5": 0.5, "test_n": 24, "split": "test"}
     printed = capsys.readouterr().out
-    assert "\naccuracy: 0.1250\nmean_class_accuracy: 0.2500\ntop5_accuracy: 0.5000\nn_images: 24\n" in printed
+    assert "\ntest_acc: 0.1250\ntest_mean_class_acc: 0.2500\ntest_top5: 0.5000\ntest_n: 24\n" in printed
     run = loaders[0][0][2]
     assert calls[0]["tta"] is True and (run.loader, run.eval_batch_size, run.data, run.cache_dir) == (
         "cached", 8, str(tiny_split.root), str(tiny_split.root.parent / "cache"))

@@ -6,7 +6,7 @@ import torch
 
 import grid_search
 import train
-from caltech import engine, grid
+from caltech import engine, grid, tables
 from caltech.tables import read_results as report_read_results
 from conftest import grid_flags, kill_on_call, read_rows, read_scalars, train_args
 
@@ -83,7 +83,7 @@ def test_results_written_before_epochs_run_existed_still_read(tmp_path):
     values = ["1", "30", "0.001", "0.0001", "0.9500", "0.9600", "0.9400", "107", "False", "12.0", "grid_exp1", ""]
     old.write_text(",".join(columns) + "\n" + ",".join(values) + "\n")
     rows = grid.read_results(old)
-    assert grid.format_table(rows, rows[0]).splitlines()[1].split()[-1] == "30"  # it ran all its epochs
+    assert tables.console_grid_table(rows, rows[0]).splitlines()[1].split()[-1] == "30"  # it ran all its epochs
     assert report_read_results(old).rows[0]["Run"] == "grid_exp1"
     row = grid.make_row(grid.Trial(2, 20, 1e-3, 1e-4, 107, False), {
         "best_val_acc": 0.9, "test_acc": 0.9, "test_mean_class_acc": 0.9, "train_seconds": 1.0, "epochs_run": 7})

@@ -1,6 +1,5 @@
 """predict.py end to end: files, folders and globs, the checkpoint's own transform, bad files, bad input."""
 import argparse
-import contextlib
 import shutil
 
 import pytest
@@ -8,7 +7,7 @@ import torch
 
 import predict
 import train
-from caltech import checkpoint, engine
+from caltech import checkpoint, engine, runtime
 from caltech.datasets import build_loader
 from caltech.model import from_checkpoint
 from caltech.utils import UserError
@@ -29,9 +28,10 @@ def evaluate_path(ckpt_path, split, name, tta=False, **hparams):
     """{image path: class probabilities} for split `name` through evaluate.py's loader and model."""
     ckpt = checkpoint.load(ckpt_path)
     run = argparse.Namespace(**{**ckpt["hparams"], **hparams})
-    model = from_checkpoint(ckpt, ckpt_path).eval()
+    rt = runtime.decide(CPU)  # the precision and memory format evaluate.py and predict.py use here
+    model = from_checkpoint(ckpt, ckpt_path).eval().to(memory_format=rt.memory_format)
     with torch.no_grad():
-        logits = torch.cat([engine.predict_logits(model, x, contextlib.nullcontext(), tta)
+        logits = torch.cat([engine.predict_logits(model, x, rt.ctx, tta)
                             for x, _ in build_loader(split, name, run, CPU, train=False)])
     return {str(path): p for (path, _), p in zip(split.samples[name], logits.softmax(1), strict=True)}
 

@@ -101,7 +101,7 @@ def test_every_option_reaches_its_target_and_is_recorded(tiny_split, tmp_path, m
     # evaluate.py scores best.pth as the run did (with its flip TTA), unless told otherwise
     best = str(tmp_path / "ckpt" / run / "best.pth")
     evaluate_args = evaluate.get_args_parser().parse_args(["--ckpt", best, "--device", "cpu"])
-    assert evaluate.main(evaluate_args)["accuracy"] == metrics["test_acc"]
+    assert evaluate.main(evaluate_args)["test_acc"] == metrics["test_acc"]
     calls = len(evals)
     evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", best, "--device", "cpu", "--no-tta"]))
     assert evals[calls][1]["tta"] is False

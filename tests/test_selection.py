@@ -69,7 +69,7 @@ def test_test_accuracy_everywhere_scores_best_pth_not_the_last_epoch(unbalanced_
 
     # on an unbalanced split the two metrics are computed differently: check both from the per-class table
     table = pd.read_csv(tmp_path / "eval" / "per_class.csv")
-    assert table["images"].tolist() == [1, 3, 5, 7, 9] and metrics["n_test"] == 25
+    assert table["images"].tolist() == [1, 3, 5, 7, 9] and metrics["test_n"] == 25
     assert scored["test_acc"] == pytest.approx(table["correct"].sum() / 25)
     assert scored["test_mean_class_acc"] == pytest.approx((table["correct"] / table["images"]).mean())
 
