@@ -39,6 +39,11 @@ def test_two_epoch_scratch_run_logs_checkpoints_and_metrics(tiny_split, tmp_path
 
     saved = json.loads((tmp_path / "ckpt" / "r" / "metrics.json").read_text())
     assert saved == metrics and saved["test_n"] == 24
+    assert set(saved) == {  # README "Metric names": {split}_{metric}, then the run's own facts
+        "test_loss", "test_acc", "test_mean_class_acc", "test_top5", "test_n", "best_val_acc", "val_mean_class_acc",
+        "best_epoch", "epochs", "epochs_run", "stopped_early", "train_seconds", "peak_rss_mb", "run", "best_checkpoint"}
+    assert set(last["history"][0]) == {"epoch", "lr_base", "lr_fc", *(f"{split}_{metric}" for split in ("train", "val")
+                                       for metric in ("loss", "acc", "mean_class_acc", "top5", "n"))}
     assert saved["best_val_acc"] == pytest.approx(max(v for _, v in scalars["Accuracy/val"]))
     for key in ("best_val_acc", "test_acc", "test_mean_class_acc", "epochs_run"):  # HParams: the run's own figures
         assert scalars[f"hparam/{key}"] == [(1, pytest.approx(saved[key]))], key
