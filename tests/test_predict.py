@@ -18,9 +18,11 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def trained(tiny_split, tmp_path_factory):
-    """best.pth of a 1-epoch from-scratch run on the tiny split."""
+    """best.pth of a 1-epoch from-scratch run on the tiny split, in fp32: predict.py reads images with PIL,
+    evaluate.py from the cache, and bf16 would turn their last-bit differences into 1e-4 on probabilities."""
     out = tmp_path_factory.mktemp("predict_run")
-    train.main(train_args(out, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "r", "--threads", 1))
+    train.main(train_args(out, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "r", "--threads", 1,
+                          "--no-amp"))
     return out / "ckpt" / "r" / "best.pth"
 
 
@@ -28,7 +30,7 @@ def evaluate_path(ckpt_path, split, name, tta=False, **hparams):
     """{image path: class probabilities} for split `name` through evaluate.py's loader and model."""
     ckpt = checkpoint.load(ckpt_path)
     run = argparse.Namespace(**{**ckpt["hparams"], **hparams})
-    rt = runtime.decide(CPU)  # the precision and memory format evaluate.py and predict.py use here
+    rt = runtime.decide(CPU, run.amp)  # the precision and memory format evaluate.py and predict.py use here
     model = from_checkpoint(ckpt, ckpt_path).eval().to(memory_format=rt.memory_format)
     with torch.no_grad():
         logits = torch.cat([engine.predict_logits(model, x, rt.ctx, tta)
