@@ -76,8 +76,9 @@ def main(args):
         raise UserError(f"the classes of {run.data} ({len(split.classes)}) do not match the {len(ckpt['classes'])} "
                         f"classes {path} was trained on; pass the --data split it was trained with")
     model = from_checkpoint(ckpt, path)
-    rt = runtime.decide(device, getattr(run, "amp", True), run.batch_size, args.eval_batch_size)
-    run.eval_batch_size = rt.eval_batch_size  # the run's CPU/GPU choice is not this machine's
+    # the run's eval batch (or --eval-batch-size): the same batches give the run's test figures to the last digit
+    rt = runtime.decide(device, getattr(run, "amp", True), run.batch_size, getattr(run, "eval_batch_size", None))
+    run.eval_batch_size = rt.eval_batch_size
     model.to(device, memory_format=rt.memory_format)
     ctx = rt.ctx
     loader = build_loader(split, args.split, run, device, train=False)
