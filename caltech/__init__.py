@@ -5,9 +5,12 @@ Data:      source (find, download, unpack) -> split (the 24/6/rest split folder)
            datasets (loaders yielding ready batches on the device)
 Model:     model (ResNet-18 or any torchvision classifier, its new head, two parameter groups, rebuilt
            from a checkpoint for evaluate.py and predict.py)
-Training:  engine (the one train loop and eval loop) -> checkpoint (plain dicts, atomic, safe load, lookup)
-           -> runlog (TensorBoard) -> metrics (overall, mean per-class, top-5)
-Grid:      grid (trials, results CSV, choice on validation), ray_tune (the optional Ray backend)
+Training:  runtime (every device-dependent choice: precision, memory format, eval batch) -> optim
+           (optimiser, schedule, whether one run's schedule is a prefix of another's) -> engine (the one
+           train loop and eval loop) -> checkpoint (plain dicts, atomic, safe load, lookup) -> runlog
+           (TensorBoard) -> metrics (overall, mean per-class, top-5)
+Grid:      grid (trials, their prefix groups, results CSV, choice on validation), ray_tune (the optional
+           Ray backend, running whatever callable trains a group)
 Reporting: report (the whole report) over tblogs (run folders, their TensorBoard scalars), plots (matplotlib
            figures) and tables (results CSV, evaluate.py's tables, RESULTS.md; pandas); bench (side-by-side speed)
 """
