@@ -12,7 +12,6 @@ to CKPT_DIR/RUN, and finally evaluates the best-on-validation checkpoint on the 
 import argparse
 import copy
 import json
-import resource
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from caltech.datasets import build_loader
 from caltech.model import DEFAULT_MODEL, build_model, param_groups, preprocessing, resolve_weights
 from caltech.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler, is_prefix
 from caltech.runlog import RunLogger
+from caltech.runs import Horizon, Tester, finish_horizon, patience_ran_out, save_horizon
 from caltech.split import DEFAULT_SPLIT, ensure_split
 from caltech.transforms import AUTO_AUGMENT, CROPS
 from caltech.utils import (
@@ -209,16 +209,6 @@ def resolve_model(args):
     args.image_size = args.image_size or side
 
 
-def patience_ran_out(state, patience):
-    """Early stopping: no better validation accuracy in the last `patience` epochs (never with 0)."""
-    return patience > 0 and state["epoch"] - 1 - state["best_epoch"] >= patience
-
-
-def is_finished(state, epochs, patience):
-    """Whether a run whose last.pth holds `state` has trained all it ever will."""
-    return state["epoch"] >= epochs or patience_ran_out(state, patience)
-
-
 def check_args(args):
     if args.resume and not args.run_name:
         raise UserError("--resume needs --run-name (the folder name of the run to continue)")
@@ -236,36 +226,6 @@ def shares_prefix(args, epochs):
     """Whether an `epochs`-epoch run with `args`' recipe is exactly the first epochs of `args`' run: the
     seed of every epoch depends on (seed, epoch) only, so the learning rates decide (optim.is_prefix)."""
     return is_prefix(epochs, args.epochs, args.schedule, args.step_size, args.gamma, args.warmup_epochs)
-
-
-class Horizon:
-    """A shorter run that a longer one trains on the way (grid_search.py's prefix sharing): it gets the
-    folders, TensorBoard scalars, checkpoints, test evaluation and metrics it would have had on its own."""
-
-    def __init__(self, args, hparams, epochs, run_name):
-        self.args = copy.copy(args)
-        self.args.epochs, self.args.run_name = epochs, run_name
-        self.epochs, self.run_name = epochs, run_name
-        self.ckpt_dir, self.logdir = Path(args.ckpt_dir) / run_name, Path(args.logdir) / run_name
-        self.hparams = {**hparams, "epochs": epochs, "run_name": run_name}
-        self.logger = None
-
-    def saved_state(self):
-        """Its last.pth's state when that holds the finished run (written only when the horizon ends), else None."""
-        path = self.ckpt_dir / "last.pth"
-        if not path.is_file():
-            return None
-        state = checkpoint.load(path)
-        return state if is_finished(state, self.epochs, self.args.patience) else None
-
-    def open(self, resume_epoch):
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.logdir / "hparams.json", json.dumps(self.hparams, indent=2) + "\n")
-        self.logger = RunLogger(self.logdir, resume_epoch=resume_epoch)
-
-    def close(self):
-        if self.logger is not None:
-            self.logger.close()
 
 
 def main(args, on_epoch=None, horizons=None, on_horizon=None):
@@ -341,11 +301,12 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
     logger = RunLogger(run_logdir, resume_epoch=state["epoch"])
     saver = checkpoint.BackgroundSaver()
     meta = {"classes": split.classes, "hparams": hparams}
-    tester = Tester(net, model, split, device, ctx)
+    tester = Tester(net, model, lambda run_args: build_loader(split, "test", run_args, device), len(split.classes),
+                    device, ctx)
     pending, best_weights = [], None  # horizons still training; the best weights so far, kept for them
     try:
         for epochs, name in sorted((horizons or {}).items()):
-            horizon = Horizon(args, hparams, epochs, name)
+            horizon = Horizon(args, hparams, epochs, name, (*RECIPE, "num_classes"))
             saved = horizon.saved_state()
             if saved is not None:  # finished before a kill, maybe not yet tested: test it again
                 weights = checkpoint.load(horizon.ckpt_dir / "best.pth")["model"]
@@ -422,62 +383,6 @@ def epoch_line(desc, train, val, lrs, seconds, is_best):
     return (f"{desc}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  val loss {val['loss']:.4f} "
             f"acc {val['acc']:.4f} mean-class {val['mean_class_acc']:.4f}  lr {lrs['lr_base']:.0e}/{lrs['lr_fc']:.0e}  "
             f"{seconds:.0f}s" + ("  *best" if is_best else ""))
-
-
-def save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir):
-    """Queue a horizon's best.pth and last.pth (the state of its own last epoch, with its own settings);
-    returns the best weights, read back from this run's best.pth after a resume."""
-    if best_weights is None:
-        saver.wait()
-        best_weights = checkpoint.load(run_ckpt_dir / "best.pth")["model"]
-    own = {**meta, "hparams": horizon.hparams}
-    saver.save({**own, "model": best_weights, "epoch": state["best_epoch"] + 1, "val_acc": state["best_val_acc"]},
-               horizon.ckpt_dir / "best.pth")
-    saver.save({**own, **last, "history": list(last["history"])}, horizon.ckpt_dir / "last.pth")
-    return best_weights
-
-
-def finish_horizon(tester, horizon, state, best_weights, on_horizon):
-    metrics = tester.finish(horizon.args, {**state, "history": list(state["history"])}, best_weights,
-                            horizon.ckpt_dir)
-    horizon.logger.log_hparams({k: horizon.hparams[k] for k in (*RECIPE, "num_classes")}, metrics,
-                               step=state["epoch"] - 1)
-    horizon.close()
-    if on_horizon is not None:
-        on_horizon(metrics)
-
-
-class Tester:
-    """Evaluates a run's best weights on the test split and writes its metrics.json.
-
-    The weights are swapped into the training model and swapped back, so a run can test the shorter
-    runs it trains on the way through the same (possibly compiled) network, and go on exactly."""
-
-    def __init__(self, net, model, split, device, ctx):
-        self.net, self.model, self.split, self.device, self.ctx = net, model, split, device, ctx
-
-    def finish(self, args, state, weights, run_ckpt_dir):
-        current = checkpoint.snapshot(self.model.state_dict())
-        self.model.load_state_dict(weights)
-        try:
-            test = engine.evaluate(self.net, build_loader(self.split, "test", args, self.device),
-                                   nn.CrossEntropyLoss(), self.ctx, len(self.split.classes), self.device,
-                                   desc="test", tta=args.tta).summary()
-        finally:
-            self.model.load_state_dict(current)
-        metrics = {"run": args.run_name, "epochs": args.epochs, "epochs_run": state["epoch"],
-                   "stopped_early": state["epoch"] < args.epochs, "best_epoch": state["best_epoch"],
-                   "best_val_acc": state["best_val_acc"],
-                   "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],
-                   **{f"test_{k}": test[k] for k in ("loss", "acc", "mean_class_acc", "top5", "n")},
-                   "train_seconds": state["train_seconds"],
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process, so far
-                   "best_checkpoint": str(run_ckpt_dir / "best.pth")}
-        atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        print(f"run {args.run_name}: best epoch {state['best_epoch'] + 1} (val acc {state['best_val_acc']:.4f}); "
-              f"test: accuracy {test['acc']:.4f}, mean per-class accuracy {test['mean_class_acc']:.4f}, "
-              f"top-5 {test['top5']:.4f} on {test['n']} images")
-        return metrics
 
 
 if __name__ == "__main__":
