@@ -35,8 +35,8 @@ def get_args_parser(add_help=True):
                        help="results CSV, one row per run (default: grid_search_results.csv)")
     group.add_argument("--share-prefixes", action=argparse.BooleanOptionalAction, default=True,
                        help="train runs that differ only in --epochs once, to the longest, and save, test and "
-                            "record the shorter ones on the way; exact with the step schedule, ignored with "
-                            "cosine (default: on)")
+                            "record the shorter ones on the way; only where that is exact, i.e. their learning "
+                            "rates are the longest's first ones (step schedule: yes; cosine: no) (default: on)")
     group.add_argument("--fresh", action="store_true",
                        help="forget this grid's rows, logs and checkpoints and start over (default: resume)")
     train.add_data_args(parser)
