@@ -304,6 +304,10 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
     tester = Tester(net, model, lambda run_args: build_loader(split, "test", run_args, device), len(split.classes),
                     device, ctx)
     pending, best_weights = [], None  # horizons still training; the best weights so far, kept for them
+
+    def last_state(val_acc):  # last.pth's content: everything an exact resume needs
+        return {**state, "model": model.state_dict(), "val_acc": val_acc, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
     try:
         for epochs, name in sorted((horizons or {}).items()):
             horizon = Horizon(args, hparams, epochs, name, (*RECIPE, "num_classes"))
@@ -346,8 +350,7 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
                 saver.save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_acc": val["acc"]},
                            run_ckpt_dir / "best.pth")
                 best_weights = checkpoint.snapshot(model.state_dict()) if pending else None
-            last = {**state, "model": model.state_dict(), "val_acc": val["acc"], "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
+            last = last_state(val["acc"])
             ending = [h for h in pending if h.epochs == state["epoch"]]
             for horizon in ending:  # queued before this epoch's last.pth: a resumed run finds them on disk
                 best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
@@ -359,9 +362,7 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
                 finish_horizon(tester, horizon, state, best_weights, on_horizon)
                 pending.remove(horizon)
         for horizon in list(pending):  # stopped early before their last epoch: so would they have
-            last = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "val_acc": state["history"][-1]["val_acc"]}
+            last = last_state(state["history"][-1]["val_acc"])
             best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
             finish_horizon(tester, horizon, state, best_weights, on_horizon)
             pending.remove(horizon)

@@ -219,7 +219,7 @@ def compute_variants(split, args, device, variants=None, rounds=2):
         return CachedLoader(images[name], labels[name], batch_size, device, args.seed, name == "train", crop,
                             channels_last)
 
-    setups, results = [], {"device": str(device), "threads": default_threads, "steps": args.steps,
+    setups, results = [], {"device": str(device), "threads": default_threads, "steps": args.steps, "rounds": rounds,
                            "image_size": args.image_size, "batch_size": args.batch_size, "variants": {}}
     for name, threads, channels_last, dtype, compiled in variants:
         torch.set_num_threads(threads or default_threads)
@@ -268,5 +268,5 @@ def format_compute_table(r):
     table.columns = ["train img/s", "vs default", "epoch s", "eval img/s b32", "b128", "b128 inference_mode",
                      "warm-up s"]
     return (f"device: {r['device']}, {r['threads']} threads by default, {r['image_size']} px, batch {r['batch_size']}, "
-            f"{r['steps']} steps x 2 rounds per variant\n"
+            f"{r['steps']} steps x {r['rounds']} rounds per variant\n"
             + table.to_string(float_format=lambda x: f"{x:,.2f}"))

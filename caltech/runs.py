@@ -66,13 +66,12 @@ def save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir):
     own = {**meta, "hparams": horizon.hparams}
     saver.save({**own, "model": best_weights, "epoch": state["best_epoch"] + 1, "val_acc": state["best_val_acc"]},
                horizon.ckpt_dir / "best.pth")
-    saver.save({**own, **last, "history": list(last["history"])}, horizon.ckpt_dir / "last.pth")
+    saver.save({**own, **last}, horizon.ckpt_dir / "last.pth")  # the saver copies it as it is now
     return best_weights
 
 
 def finish_horizon(tester, horizon, state, best_weights, on_horizon):
-    metrics = tester.finish(horizon.args, {**state, "history": list(state["history"])}, best_weights,
-                            horizon.ckpt_dir)
+    metrics = tester.finish(horizon.args, state, best_weights, horizon.ckpt_dir)
     horizon.logger.log_hparams({k: horizon.hparams[k] for k in horizon.hparam_keys}, metrics,
                                step=state["epoch"] - 1)
     horizon.close()

@@ -121,3 +121,17 @@ def read_rows(path):
     import csv
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def planned_validation(monkeypatch, accuracies):
+    """Make the validation accuracy of epoch e `accuracies[e]`; the rest of every pass is real."""
+    from caltech import engine
+    real = engine.evaluate
+
+    def evaluate_(model, loader, criterion, ctx, num_classes, device, desc="eval", **kwargs):
+        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, **kwargs)
+        if not desc.endswith(" val"):
+            return meter
+        summary = {**meter.summary(), "acc": accuracies[int(desc.split()[1].split("/")[0]) - 1]}
+        return type("PlannedMeter", (), {"summary": lambda self: summary})()
+    monkeypatch.setattr(engine, "evaluate", evaluate_)

@@ -8,7 +8,7 @@ import grid_search
 import train
 from caltech import engine, grid, tables
 from caltech.tables import read_results as report_read_results
-from conftest import grid_flags, kill_on_call, read_rows, read_scalars, train_args
+from conftest import grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
 
 FLAGS = ["--scratch", "--epochs", 8, "--patience", 2, "--threads", 1]
 # validation accuracy per epoch: best at epoch 2, then a drop and a tie (no improvement) -> with patience 2
@@ -20,15 +20,7 @@ STOP = 4
 @pytest.fixture
 def planned(monkeypatch):
     """Validation accuracy of epoch e is PLANNED_VAL[e]; the rest of every pass is real."""
-    real = engine.evaluate
-
-    def evaluate_(model, loader, criterion, ctx, num_classes, device, desc="eval", **kwargs):
-        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, **kwargs)
-        if not desc.endswith(" val"):
-            return meter
-        summary = {**meter.summary(), "acc": PLANNED_VAL[int(desc.split()[1].split("/")[0]) - 1]}
-        return type("PlannedMeter", (), {"summary": lambda self: summary})()
-    monkeypatch.setattr(engine, "evaluate", evaluate_)
+    planned_validation(monkeypatch, PLANNED_VAL)
 
 
 def test_patience_stops_records_and_resumes_at_the_same_epoch(tiny_split, tmp_path, monkeypatch, planned):

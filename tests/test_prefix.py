@@ -10,7 +10,7 @@ import train
 from caltech import engine, grid
 from caltech.optim import is_prefix, lr_factors
 from caltech.utils import UserError
-from conftest import grid_flags, kill_on_call, read_rows, read_scalars, train_args
+from conftest import grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
 
 # A step every epoch, so that each epoch of the shared run has its own learning rate.
 STEP = ["--step-size", 1, "--gamma", 0.5, "--threads", 1]
@@ -113,15 +113,7 @@ PLANNED_VAL = [0.3, 0.5, 0.4, 0.5, 0.45, 0.9]  # best at epoch 2: with --patienc
 
 
 def test_a_shared_run_stops_early_where_its_own_run_would(tiny_split, tmp_path, monkeypatch):
-    real = engine.evaluate
-
-    def planned(model, loader, criterion, ctx, num_classes, device, desc="eval", **kwargs):
-        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, **kwargs)
-        if not desc.endswith(" val"):
-            return meter
-        summary = {**meter.summary(), "acc": PLANNED_VAL[int(desc.split()[1].split("/")[0]) - 1]}
-        return type("PlannedMeter", (), {"summary": lambda self: summary})()
-    monkeypatch.setattr(engine, "evaluate", planned)
+    planned_validation(monkeypatch, PLANNED_VAL)
     flags = ["--epochs", 3, 5, 6, "--lr-base", 1e-4, "--patience", 2]
     grid_search.main(grid_args(tmp_path / "alone", tiny_split.root, *flags, "--no-share-prefixes"))
     grid_search.main(grid_args(tmp_path / "shared", tiny_split.root, *flags))
