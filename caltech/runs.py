@@ -21,11 +21,6 @@ def patience_ran_out(state, patience):
     return patience > 0 and state["epoch"] - 1 - state["best_epoch"] >= patience
 
 
-def is_finished(state, epochs, patience):
-    """Whether a run whose last.pth holds `state` has trained all it ever will."""
-    return state["epoch"] >= epochs or patience_ran_out(state, patience)
-
-
 class Horizon:
     """A shorter run that a longer one trains on the way (grid_search.py's prefix sharing): it gets the
     folders, TensorBoard scalars, checkpoints, test evaluation and metrics it would have had on its own."""
@@ -38,14 +33,6 @@ class Horizon:
         self.hparams = {**hparams, "epochs": epochs, "run_name": run_name}
         self.hparam_keys = hparam_keys  # what TensorBoard's HParams shows of them
         self.logger = None
-
-    def saved_state(self):
-        """Its last.pth's state when that holds the finished run (written only when the horizon ends), else None."""
-        path = self.ckpt_dir / "last.pth"
-        if not path.is_file():
-            return None
-        state = checkpoint.load(path)
-        return state if is_finished(state, self.epochs, self.args.patience) else None
 
     def open(self, resume_epoch):
         self.logdir.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,12 @@ def test_compute_comparison_measures_each_variant_side_by_side(tmp_path, capsys,
     args = bench.get_args_parser().parse_args(
         ["--synthetic", "--classes", "3", "--per-class", "13", "--steps", "1", "--image-size", "32",
          "--batch-size", "4", "--device", "cpu", "--compute", "--json", str(tmp_path / "compute.json")])
-    results = bench.main(args)
+    caltech_bench.torch.set_num_threads(2)  # so that the 1-thread variant's count differs from the default
+    try:
+        results = bench.main(args)
+        assert caltech_bench.torch.get_num_threads() == 2  # the 1-thread variant put the count back
+    finally:
+        caltech_bench.torch.set_num_threads(threads)
     assert json.loads((tmp_path / "compute.json").read_text()) == results
     names = ["fp32 (default)", "channels_last", "bf16 autocast", "bf16 + channels_last", "1 thread"]
     assert list(results["variants"]) == names
@@ -76,7 +81,6 @@ def test_compute_comparison_measures_each_variant_side_by_side(tmp_path, capsys,
         assert v["train_n"] == 2 * 4  # two rounds of --steps batches of --batch-size
         assert v["epoch_s"] == pytest.approx(2424 / v["train_img_s"])
         assert all(v[f"eval_img_s_{k}"] > 0 for k in ("b32_no_grad", "b128_no_grad", "b128_inference_mode"))
-    assert caltech_bench.torch.get_num_threads() == threads  # the 1-thread variant put the count back
     lines = capsys.readouterr().out.splitlines()
     rows = {name: next(line for line in lines if line.startswith(name)) for name in names}
     base = results["variants"]["fp32 (default)"]["train_img_s"]

@@ -108,6 +108,29 @@ def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(ti
     assert len(epochs) == 2 and results(tmp_path / "b" / "results.csv") == reference
     assert read_scalars(tmp_path / "b" / "runs" / RUNS[1]) == read_scalars(tmp_path / "ref" / "runs" / RUNS[1])
 
+    # the longest run began on its own (train.py, or a grid without sharing) and was killed in its third epoch:
+    # the two shorter runs, whose epochs it has passed, train on their own and it resumes
+    args = grid_args(tmp_path / "c", tiny_split.root, *flags)
+    longest = grid.make_trials([1, 2, 3], [1e-3], [1e-4], [107], True)[2]
+    with pytest.MonkeyPatch.context() as patch:
+        kill_on_call(patch, engine, "train_one_epoch", 3)
+        with pytest.raises(KeyboardInterrupt):
+            train.main(grid_search.trial_args(args, longest))
+    epochs.clear()
+    grid_search.main(args)
+    assert len(epochs) == 1 + 1 + 2 and results(tmp_path / "c" / "results.csv") == reference
+
+    # a grid without sharing killed during the 2-epoch run's second epoch, rerun with sharing: that run
+    # resumes from its own last.pth, and only the 3-epoch run is trained from the start
+    with pytest.MonkeyPatch.context() as patch:
+        kill_on_call(patch, engine, "train_one_epoch", 3)
+        with pytest.raises(KeyboardInterrupt):
+            grid_search.main(grid_args(tmp_path / "d", tiny_split.root, *flags, "--no-share-prefixes"))
+    epochs.clear()
+    grid_search.main(grid_args(tmp_path / "d", tiny_split.root, *flags))
+    assert len(epochs) == 1 + 3 and results(tmp_path / "d" / "results.csv") == reference
+    assert read_scalars(tmp_path / "d" / "runs" / RUNS[1]) == read_scalars(tmp_path / "ref" / "runs" / RUNS[1])
+
 
 PLANNED_VAL = [0.3, 0.5, 0.4, 0.5, 0.45, 0.9]  # best at epoch 2: with --patience 2 a run stops after epoch 4
 
