@@ -62,6 +62,10 @@ def write_tables(out, classes, confusion):
 
 
 def main(args):
+    for key, smallest in (("eval_batch_size", 1), ("workers", 0)):
+        if getattr(args, key) is not None and getattr(args, key) < smallest:
+            raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} is out of range: it must be at least "
+                            f"{smallest}")
     path = checkpoint.resolve(args.ckpt)
     ckpt = checkpoint.load(path)
     run = argparse.Namespace(**ckpt["hparams"])  # the run's own settings, then this command's overrides

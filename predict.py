@@ -130,8 +130,10 @@ def write_csv(path, rows, k):
 
 
 def main(args):
-    if args.topk < 1 or args.batch_size < 1:
-        raise UserError("--topk and --batch-size must be at least 1")
+    for key, smallest in (("topk", 1), ("batch_size", 1), ("workers", 0)):
+        if getattr(args, key) < smallest:
+            raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} is out of range: it must be at least "
+                            f"{smallest}")
     files = find_images(args.paths)
     path = checkpoint.resolve(args.ckpt)
     ckpt = checkpoint.load(path)
@@ -158,10 +160,13 @@ def main(args):
             tqdm.write(f"warning: {files[i]} is not a readable image, no prediction ({error})", file=sys.stderr)
         else:
             tqdm.write(f"{files[i]}: " + ", ".join(f"{name} {p:.4f}" for name, p in named))
+    bad = sum(row["top"] is None for row in rows)
+    if bad == len(rows):
+        raise UserError(f"none of the {len(rows)} file(s) could be read as an image (see the warnings); "
+                        "nothing was classified")
     if args.out:
         write_csv(args.out, rows, k)
         print(f"predictions written to {args.out}")
-    bad = sum(row["top"] is None for row in rows)
     print(f"{len(rows) - bad} image(s) classified" + (f", {bad} unreadable (see the warnings)" if bad else ""))
     return rows
 

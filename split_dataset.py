@@ -12,7 +12,7 @@ from pathlib import Path
 
 from caltech.source import resolve_source
 from caltech.split import DEFAULT_SPLIT, build_split
-from caltech.utils import run_cli
+from caltech.utils import UserError, run_cli
 
 DEFAULT_OUT = DEFAULT_SPLIT
 
@@ -36,11 +36,16 @@ def get_args_parser(add_help=True):
                        help="keep BACKGROUND_Google as a 102nd class (default: left out)")
     group = parser.add_argument_group("runtime")
     group.add_argument("--workers", type=int, default=os.cpu_count(),
-                       help=f"processes that decode images to check them (default: CPU count, {os.cpu_count()})")
+                       help=f"processes that decode images to check them; 0 = one per core (default: CPU count, "
+                            f"{os.cpu_count()})")
     return parser
 
 
 def main(args):
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers} is out of range: it must be 0 (one per core) or more")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file; pass a folder for the split")
     root = resolve_source(args.source, data_root=args.out.parent)
     summary = build_split(root, args.out, seed=args.seed, train_per_class=args.train_per_class,
                           val_per_class=args.val_per_class, include_background=args.include_background,

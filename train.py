@@ -12,6 +12,9 @@ to CKPT_DIR/RUN, and finally evaluates the best-on-validation checkpoint on the 
 import argparse
 import copy
 import json
+import math
+import shlex
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +31,7 @@ from caltech.runs import Horizon, Tester, finish_horizon, patience_ran_out, save
 from caltech.split import DEFAULT_SPLIT, ensure_split
 from caltech.transforms import AUTO_AUGMENT, CROPS
 from caltech.utils import (
+    Interrupted,
     UserError,
     atomic_write_text,
     default_workers,
@@ -44,76 +48,101 @@ OPTIONS = ("train_crop", "min_scale", "auto_augment", "label_smoothing", "optimi
            "schedule", "warmup_epochs", "mixup", "cutmix", "tta", "patience")
 RECIPE = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "model", "weights_name", "batch_size", "step_size", "gamma",
           "image_size", "loader", *OPTIONS)
+MIN_IMAGE_SIZE = 32  # the output stride of torchvision's CNNs: a smaller input leaves nothing to classify
 
 
-def add_data_args(parser):
+class Switches(argparse.Action):
+    """grid_search.py's form of an on/off recipe flag: `--tta` is [True], `--tta off on` one run with each."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, list(dict.fromkeys(v == "on" for v in values)) or [True])
+
+
+def recipe_adder(group, several):
+    """`group.add_argument` for a recipe setting: one value for train.py; with `several` (grid_search.py)
+    one or more values, of which the grid runs the Cartesian product. Help and defaults are the same."""
+    if not several:
+        return group.add_argument
+
+    def add(*flags, default=None, action=None, **kwargs):
+        if action == "store_true":
+            return group.add_argument(*flags, nargs="*", choices=("on", "off"), action=Switches, default=[False],
+                                      metavar="on|off", **kwargs)
+        return group.add_argument(*flags, nargs="+", default=[default], **kwargs)
+    return add
+
+
+def add_data_args(parser, several=False):
     group = parser.add_argument_group("data")
+    recipe = recipe_adder(group, several)
     group.add_argument("--data", default=DEFAULT_DATA,
                        help=f"split folder made by split_dataset.py; built on first use when it is the "
                             f"default or --source is given (default: {DEFAULT_DATA})")
     group.add_argument("--source", default=None,
                        help="101_ObjectCategories folder, caltech-101.zip or 101_ObjectCategories.tar.gz to "
                             "build a missing split from (default: look in data/, else download)")
-    group.add_argument("--loader", choices=("cached", "pil"), default="cached",
-                       help="cached: resize once into a uint8 cache, augment whole batches on the device; "
-                            "pil: per-image PIL transforms in loader workers, no cache (default: cached)")
+    recipe("--loader", choices=("cached", "pil"), default="cached",
+           help="cached: resize once into a uint8 cache, augment whole batches on the device; "
+                "pil: per-image PIL transforms in loader workers, no cache (default: cached)")
     group.add_argument("--cache-dir", default=None,
                        help="where the cached loader keeps its resized images (default: cache/ beside --data)")
-    group.add_argument("--image-size", type=int, default=None,
-                       help="crop / eval side; the train resize scales with it, 256 at 224 (default: the "
-                            "weights' eval size, 224 for resnet18)")
+    recipe("--image-size", type=int, default=None,
+           help=f"crop / eval side, at least {MIN_IMAGE_SIZE} (more for a few models); the train resize scales "
+                "with it, 256 at 224 (default: the weights' eval size, 224 for resnet18)")
 
 
-def add_recipe_args(parser):
-    """The recipe settings a grid shares between its runs."""
+def add_recipe_args(parser, several=False):
+    """The recipe settings: one value each for train.py, one or more for grid_search.py (`several`)."""
     group = parser.add_argument_group("model and optimisation")
-    group.add_argument("--model", default=DEFAULT_MODEL,
-                       help="any classification model of torchvision's registry (resnet50, efficientnet_b0, "
-                            "convnext_tiny, vit_b_16, ...); its ImageNet classifier is replaced by a new head "
-                            f"(default: {DEFAULT_MODEL})")
-    group.add_argument("--weights-name", default=None,
-                       help="which of the model's torchvision weights, e.g. IMAGENET1K_V2; they also set the "
-                            "normalisation and the default --image-size (default: the model's DEFAULT, "
-                            "IMAGENET1K_V1 for resnet18)")
-    group.add_argument("--scratch", action="store_true",
-                       help="random initialisation instead of ImageNet weights (default: off)")
+    recipe = recipe_adder(group, several)
+    recipe("--model", default=DEFAULT_MODEL,
+           help="any classification model of torchvision's registry (resnet50, efficientnet_b0, "
+                "convnext_tiny, vit_b_16, ...); its ImageNet classifier is replaced by a new head "
+                f"(default: {DEFAULT_MODEL})")
+    recipe("--weights-name", default=None,
+           help="which of the model's torchvision weights, e.g. IMAGENET1K_V2; they also set the "
+                "normalisation and the default --image-size (default: the model's DEFAULT, "
+                "IMAGENET1K_V1 for resnet18)")
+    recipe("--scratch", action="store_true",
+           help="random initialisation instead of ImageNet weights (default: off)")
     group.add_argument("--weights", default=None,
                        help="local torchvision ImageNet state dict of --model (default: torchvision's cache, "
                             "$TORCH_HOME/hub/checkpoints, downloading when possible)")
-    group.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
-    group.add_argument("--step-size", type=int, default=10, help="StepLR period in epochs (default: 10)")
-    group.add_argument("--gamma", type=float, default=0.1, help="StepLR factor (default: 0.1)")
+    recipe("--batch-size", type=int, default=32, help="training batch size (default: 32)")
+    recipe("--step-size", type=int, default=10, help="StepLR period in epochs (default: 10)")
+    recipe("--gamma", type=float, default=0.1, help="StepLR factor (default: 0.1)")
     group = parser.add_argument_group("recipe options (off by default: the published recipe)")
-    group.add_argument("--train-crop", choices=CROPS, default="random",
-                       help="random: random crop of the 256x256 resize (published); resized: torchvision's "
-                            "RandomResizedCrop of it, scale (--min-scale, 1), ratio (3/4, 4/3) (default: random)")
-    group.add_argument("--min-scale", type=float, default=0.08,
-                       help="smallest crop area, as a fraction of the image, for --train-crop resized (default: 0.08)")
-    group.add_argument("--auto-augment", choices=AUTO_AUGMENT, default="none",
-                       help="torchvision's TrivialAugmentWide or RandAugment after crop and flip (default: none)")
-    group.add_argument("--label-smoothing", type=float, default=0.0,
-                       help="label smoothing of the training loss (default: 0)")
-    group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                       help="adam (published), adamw, or sgd with Nesterov momentum; all keep the fc/base "
-                            "learning rates (default: adam)")
-    group.add_argument("--weight-decay", type=float, default=0.0,
-                       help="weight decay of every parameter; decoupled for adamw (default: 0)")
-    group.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    group.add_argument("--schedule", choices=SCHEDULES, default="step",
-                       help="step: StepLR --step-size/--gamma (published); cosine: cosine annealing to 0 at "
-                            "the last epoch (default: step)")
-    group.add_argument("--warmup-epochs", type=int, default=0,
-                       help="linear warm-up epochs before the schedule, from 1/(N+1) of each rate (default: 0)")
-    group.add_argument("--mixup", type=float, default=0.0,
-                       help="MixUp alpha (torchvision.transforms.v2.MixUp); 0 = off (default: 0)")
-    group.add_argument("--cutmix", type=float, default=0.0,
-                       help="CutMix alpha (torchvision.transforms.v2.CutMix); with --mixup too, one of the two "
-                            "per batch; 0 = off (default: 0)")
-    group.add_argument("--tta", action="store_true",
-                       help="validate and test on the mean prediction of each image and its mirror (default: off)")
-    group.add_argument("--patience", type=int, default=0,
-                       help="stop when validation accuracy has not improved for N epochs; best.pth is still "
-                            "tested (default: 0, off)")
+    recipe = recipe_adder(group, several)
+    recipe("--train-crop", choices=CROPS, default="random",
+           help="random: random crop of the 256x256 resize (published); resized: torchvision's "
+                "RandomResizedCrop of it, scale (--min-scale, 1), ratio (3/4, 4/3) (default: random)")
+    recipe("--min-scale", type=float, default=0.08,
+           help="smallest crop area, as a fraction of the image, for --train-crop resized (default: 0.08)")
+    recipe("--auto-augment", choices=AUTO_AUGMENT, default="none",
+           help="torchvision's TrivialAugmentWide or RandAugment after crop and flip (default: none)")
+    recipe("--label-smoothing", type=float, default=0.0,
+           help="label smoothing of the training loss (default: 0)")
+    recipe("--optimizer", choices=OPTIMIZERS, default="adam",
+           help="adam (published), adamw, or sgd with Nesterov momentum; all keep the fc/base "
+                "learning rates (default: adam)")
+    recipe("--weight-decay", type=float, default=0.0,
+           help="weight decay of every parameter; decoupled for adamw (default: 0)")
+    recipe("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    recipe("--schedule", choices=SCHEDULES, default="step",
+           help="step: StepLR --step-size/--gamma (published); cosine: cosine annealing to 0 at "
+                "the last epoch (default: step)")
+    recipe("--warmup-epochs", type=int, default=0,
+           help="linear warm-up epochs before the schedule, from 1/(N+1) of each rate (default: 0)")
+    recipe("--mixup", type=float, default=0.0,
+           help="MixUp alpha (torchvision.transforms.v2.MixUp); 0 = off (default: 0)")
+    recipe("--cutmix", type=float, default=0.0,
+           help="CutMix alpha (torchvision.transforms.v2.CutMix); with --mixup too, one of the two "
+                "per batch; 0 = off (default: 0)")
+    recipe("--tta", action="store_true",
+           help="validate and test on the mean prediction of each image and its mirror (default: off)")
+    recipe("--patience", type=int, default=0,
+           help="stop when validation accuracy has not improved for N epochs; best.pth is still "
+                "tested (default: 0, off)")
 
 
 def add_runtime_args(parser, workers=True):
@@ -127,8 +156,11 @@ def add_runtime_args(parser, workers=True):
     group.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (default: torch's choice, usually one per core)")
     group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                       help="mixed precision: bf16 on CUDA (fp16 with loss scaling where bf16 is unsupported) "
-                            "and on CPUs with native bf16 (AMX / AVX512-BF16); fp32 elsewhere (default: on)")
+                       help="mixed precision. CUDA: bf16 autocast, or fp16 with loss scaling where bf16 is "
+                            "unsupported. A CPU with native bf16 (AMX or AVX512-BF16): bf16 autocast, 2.5x fp32's "
+                            "training speed for ResNet-18 on a 2-core Xeon (docs/BENCHMARKS.md). Any other CPU, "
+                            "and MPS: no effect, fp32 (emulated bf16 is slower). evaluate.py and predict.py use "
+                            "the run's setting (default: on)")
     group.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
     group.add_argument("--eval-batch-size", type=int, default=None,
                        help="batch size for validation and test (default: 256 on CUDA, else --batch-size)")
@@ -148,9 +180,9 @@ def get_args_parser(add_help=True):
     group = parser.add_argument_group("this run's hyperparameters")
     group.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
     group.add_argument("--lr-fc", type=float, default=1e-3,
-                       help="Adam learning rate of the new head, ResNet's fc (default: 1e-3)")
+                       help="learning rate of the new head, ResNet's fc, for every --optimizer (default: 1e-3)")
     group.add_argument("--lr-base", type=float, default=1e-4,
-                       help="Adam learning rate of every other layer (default: 1e-4)")
+                       help="learning rate of every other layer; 0 freezes them (default: 1e-4)")
     group.add_argument("--seed", type=int, default=107,
                        help="seed of initialisation, shuffling and augmentation (default: 107)")
     add_recipe_args(parser)
@@ -209,17 +241,74 @@ def resolve_model(args):
     args.image_size = args.image_size or side
 
 
+def finite(low, high=math.inf, low_open=False, high_open=True):
+    """A range test for a number that also refuses NaN and infinities."""
+    return lambda v: math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+
+# setting -> (test, what a valid value is): every number a user can type into train.py or grid_search.py
+LIMITS = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "lr_fc": (finite(0, low_open=True), "a positive number"),
+    "lr_base": (finite(0), "a positive number, or 0 to freeze every layer but the head"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "step_size": (lambda v: v >= 1, "at least 1 epoch"),
+    "gamma": (finite(0, 1, low_open=True, high_open=False), "in (0, 1]"),
+    "min_scale": (finite(0, 1, low_open=True, high_open=False), "in (0, 1]"),
+    "label_smoothing": (finite(0, 1), "in [0, 1)"),
+    "weight_decay": (finite(0), "0 or more"),
+    "momentum": (finite(0, 1), "in [0, 1)"),
+    "mixup": (finite(0), "0 (off) or a positive alpha"),
+    "cutmix": (finite(0), "0 (off) or a positive alpha"),
+    "patience": (lambda v: v >= 0, "0 (off) or a number of epochs"),
+    "workers": (lambda v: v >= 0, "0 or more"),
+    "threads": (lambda v: v is None or v >= 1, "at least 1"),
+    "eval_batch_size": (lambda v: v is None or v >= 1, "at least 1"),
+}
+
+
+def flag(key):
+    return "--" + key.replace("_", "-")
+
+
+def check_value(key, value):
+    """One setting against LIMITS: a UserError naming the flag and what it takes."""
+    ok, valid = LIMITS[key]
+    if not ok(value):
+        raise UserError(f"{flag(key)} {value} is out of range: it must be {valid}")
+
+
 def check_args(args):
+    """Refuse every bad value, path and combination before any work, one sentence naming the flag."""
     if args.resume and not args.run_name:
         raise UserError("--resume needs --run-name (the folder name of the run to continue)")
-    if args.epochs < 1:
-        raise UserError("--epochs must be at least 1")
-    if not 0 < args.min_scale <= 1 or not 0 <= args.label_smoothing < 1 or min(args.mixup, args.cutmix) < 0:
-        raise UserError("--min-scale must be in (0, 1], --label-smoothing in [0, 1), --mixup and --cutmix >= 0")
+    if args.run_name is not None and (not args.run_name or Path(args.run_name).name != args.run_name
+                                      or args.run_name in (".", "..")):
+        raise UserError(f"--run-name {args.run_name!r} must be a plain folder name, without /")
+    for key in LIMITS:
+        if hasattr(args, key):
+            check_value(key, getattr(args, key))
     if not 0 <= args.warmup_epochs < args.epochs:
-        raise UserError(f"--warmup-epochs must be between 0 and --epochs - 1 ({args.epochs - 1})")
-    if args.patience < 0:
-        raise UserError("--patience must be 0 (off) or a number of epochs")
+        raise UserError(f"--warmup-epochs {args.warmup_epochs} is out of range: it must be between 0 and "
+                        f"--epochs - 1 ({args.epochs - 1})")
+    if args.image_size is not None:
+        smallest = min_image_size(args.model, args.weights_name)
+        if args.image_size < smallest:
+            raise UserError(f"--image-size {args.image_size} is too small for {args.model}: it takes at least "
+                            f"{smallest} pixels")
+    for key in ("logdir", "ckpt_dir", "cache_dir"):
+        if getattr(args, key, None) and Path(getattr(args, key)).exists() and not Path(getattr(args, key)).is_dir():
+            raise UserError(f"{flag(key)} {getattr(args, key)} is a file, not a folder")
+    if not args.scratch and args.weights and not Path(args.weights).expanduser().is_file():
+        raise UserError(f"--weights {args.weights} does not exist")
+
+
+def min_image_size(model, weights_name=None):
+    """The smallest --image-size `model` takes: MIN_IMAGE_SIZE, or more where torchvision's weights say so
+    (Inception: 75); ViTs are resized to any multiple of their patch (caltech.model.arch_kwargs)."""
+    if model.startswith(("vit_", "maxvit_")):
+        return MIN_IMAGE_SIZE
+    return max(MIN_IMAGE_SIZE, *resolve_weights(model, weights_name).meta.get("min_size", (0, 0)))
 
 
 def shares_prefix(args, epochs):
@@ -250,22 +339,29 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
 
     resume = None
     if args.resume:
-        resume = checkpoint.load(Path(args.ckpt_dir) / args.run_name / "last.pth")
+        last = Path(args.ckpt_dir) / args.run_name / "last.pth"
+        if not last.is_file():
+            raise UserError(f"--resume: run {args.run_name} has no {last} to continue from; start it without --resume")
+        resume = checkpoint.load(last)
         restore_recipe(args, resume["hparams"])
     resolve_model(args)  # after restore_recipe: a resumed run keeps its model
     args.run_name = args.run_name or default_run_name(args)
+    again = resume_command(args)  # before the runtime flags are resolved: the command as the user would type it
     run_ckpt_dir, run_logdir = Path(args.ckpt_dir) / args.run_name, Path(args.logdir) / args.run_name
     if resume is None and (run_ckpt_dir / "last.pth").exists():
         raise UserError(f"run {args.run_name} already exists in {args.ckpt_dir}; pass --resume to continue it "
                         "or choose another --run-name")
 
     split = ensure_split(args.data, DEFAULT_DATA, args.source)
-    if resume is not None and resume["classes"] != split.classes:
-        raise UserError(f"the classes of {args.data} differ from those run {args.run_name} was trained on")
+    check_classes(split, args.data)
+    if resume is not None and (resume["classes"] != split.classes
+                               or resume["hparams"].get("split_sha256", split.sha256) != split.sha256):
+        raise UserError(f"the split {args.data} differs from the one run {args.run_name} was trained on")
     args.device = str(device)
     args.cache_dir = args.cache_dir or cache.default_dir(args.data)
     rt = runtime.decide(device, args.amp, args.batch_size, args.eval_batch_size)
     args.eval_batch_size = rt.eval_batch_size
+    args.precision, args.split_sha256 = rt.dtype, split.sha256  # for the record: rows and metrics.json carry them
     hparams = {**vars(args), "num_classes": len(split.classes)}
     hparams.pop("resume")
     ctx, scaler = rt.ctx, rt.scaler
@@ -296,10 +392,15 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
           f"train/val/test images, {device} {rt.dtype}, {args.loader} loader"
           + (f", resuming after epoch {state['epoch']}" if resume is not None else "")
           + (f"; also the runs of its first {', '.join(map(str, sorted(horizons)))} epochs" if horizons else ""))
+    # folders this invocation makes: removed again if it ends before its first epoch is saved
+    created = [d for d in (run_logdir, run_ckpt_dir, *(Path(args.logdir) / n for n in (horizons or {}).values()),
+                           *(Path(args.ckpt_dir) / n for n in (horizons or {}).values())) if not d.exists()]
     run_logdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_logdir / "hparams.json", json.dumps(hparams, indent=2) + "\n")
     logger = RunLogger(run_logdir, resume_epoch=state["epoch"])
     saver = checkpoint.BackgroundSaver()
+    saved = state["epoch"]  # epochs whose last.pth is written (or queued): what a Ctrl-C keeps
+    interrupted = None
     meta = {"classes": split.classes, "hparams": hparams}
     tester = Tester(net, model, lambda run_args: build_loader(split, "test", run_args, device), len(split.classes),
                     device, ctx)
@@ -347,6 +448,7 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
             for horizon in ending:  # queued before this epoch's last.pth: a resumed run finds them on disk
                 best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
             saver.save({**meta, **last}, run_ckpt_dir / "last.pth")
+            saved = state["epoch"]
             print(epoch_line(desc, train, val, lrs, time.perf_counter() - start, is_best))
             if on_epoch is not None:
                 on_epoch(stats)
@@ -364,12 +466,51 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
                   f"since epoch {state['best_epoch'] + 1} (--patience {args.patience})")
         metrics = tester.finish(args, state, checkpoint.load(run_ckpt_dir / "best.pth")["model"], run_ckpt_dir)
         logger.log_hparams({k: hparams[k] for k in (*RECIPE, "num_classes")}, metrics, step=state["epoch"] - 1)
+    except KeyboardInterrupt as e:
+        interrupted = e
     finally:
-        saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
-        logger.close()
-        for horizon in pending:
-            horizon.close()
+        try:
+            saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
+        finally:
+            logger.close()
+            for horizon in pending:
+                horizon.close()
+            if saved == 0:  # nothing finished: no empty run folder is left behind
+                for folder in created:
+                    shutil.rmtree(folder, ignore_errors=True)
+    if interrupted is not None:
+        raise Interrupted(interruption(args, state, saved), resume=again if saved else None) from interrupted
     return metrics
+
+
+def interruption(args, state, saved):
+    """What a Ctrl-C during run `args.run_name` kept, and the command that goes on from there."""
+    where = f"run {args.run_name} was interrupted in epoch {min(state['epoch'] + 1, args.epochs)} of {args.epochs}"
+    if saved == 0:
+        return f"{where} before any epoch finished: nothing was saved and its folders were removed"
+    best = f", best.pth from epoch {state['best_epoch'] + 1}" if state["best_epoch"] >= 0 else ""
+    epochs = "its first epoch is" if saved == 1 else f"its first {saved} epochs are"
+    kept = (f"{epochs} saved in {Path(args.ckpt_dir) / args.run_name} (last.pth{best}) "
+            f"and logged in {Path(args.logdir) / args.run_name}")
+    return f"{where}; {kept}"
+
+
+def resume_command(args):
+    """`python train.py --run-name NAME --resume` with the paths and runtime flags this run was given, as given
+    (its recipe comes from last.pth)."""
+    defaults = vars(get_args_parser().parse_args([]))
+    words = ["python", "train.py", "--run-name", args.run_name, "--resume"]
+    for key in ("logdir", "ckpt_dir", "cache_dir", "device", "workers", "threads", "eval_batch_size"):
+        if getattr(args, key) != defaults[key]:
+            words += [flag(key), str(getattr(args, key))]
+    words += ["--no-amp"] * (not args.amp) + ["--compile"] * args.compile
+    return shlex.join(words)
+
+
+def check_classes(split, data):
+    if len(split.classes) < 2:
+        raise UserError(f"--data {data} has {len(split.classes)} class; a classifier needs at least 2 (make the "
+                        "split from a folder with two or more class folders)")
 
 
 def epoch_line(desc, train, val, lrs, seconds, is_best):

@@ -24,6 +24,10 @@ CKPT_DIR = "checkpoints"
 def resolve(name, ckpt_dir=CKPT_DIR):
     """The checkpoint file `name`; a bare name that is not a file is looked up in `ckpt_dir`."""
     path = Path(name)
+    if path.is_dir():
+        inside = path / "best.pth"
+        hint = f"; pass the checkpoint inside it, --ckpt {inside}" if inside.is_file() else ""
+        raise UserError(f"--ckpt {name} is a folder, not a checkpoint file{hint}")
     if not path.is_file() and len(path.parts) == 1 and (Path(ckpt_dir) / path).is_file():
         return Path(ckpt_dir) / path
     if not path.is_file():
@@ -90,8 +94,12 @@ def load(path):
         # weights_only refuses any pickle that would import or call code: nothing in it has run.
         raise UserError(f"{path} was refused: it holds Python objects beyond tensors and plain data "
                         "(possibly code), so it is not a checkpoint of this project") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, struct.error) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, struct.error, KeyError, TypeError,
+            AttributeError, IndexError, UnicodeDecodeError, MemoryError) as e:
+        # a text file reads as a legacy pickle with unknown opcodes (KeyError), other bytes fail elsewhere
         raise UserError(f"{path} is truncated or not a PyTorch checkpoint ({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or any(k not in state for k in REQUIRED):
+    if not isinstance(state, dict) or state.get("format") != FORMAT or any(k not in state for k in REQUIRED) \
+            or not isinstance(state["model"], dict) or not isinstance(state["hparams"], dict) \
+            or not isinstance(state["classes"], list) or not state["classes"]:
         raise UserError(f"{path} is not a checkpoint written by this project's train.py")
     return state

@@ -5,7 +5,9 @@ trials runs (grid_search.run_group: one train.main for trials that differ only i
 here is shared, so both give the same table.
 """
 import dataclasses
+import hashlib
 import itertools
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,47 +15,73 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from .utils import atomic_path, atomic_write_text
+from .utils import UserError, atomic_path, atomic_write_text
 
 PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
 # Recipe: the run's non-default recipe options (train.recipe_tag), empty for the published recipe;
-# Epochs_Run: the epochs the run really trained, fewer than Epochs after an early stop (--patience)
-COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe", "Epochs_Run"]
-LATER = ["Recipe", "Epochs_Run"]  # absent from results files written before they existed: read as empty
+# Epochs_Run: the epochs the run really trained, fewer than Epochs after an early stop (--patience);
+# Settings: the run's full recipe as JSON (every setting of train.RECIPE) and Split_SHA256 the SHA-256 of its
+# split.csv: together a row's identity. Device and Precision are for the record only.
+COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe", "Epochs_Run",
+                       "Model", "Image_Size", "Batch_Size", "Device", "Precision", "Split_SHA256", "Settings"]
+LATER = COLUMNS[COLUMNS.index("Recipe"):]  # absent from results files written before they existed: read as empty
 ACCURACIES = ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"]
+DEFAULT_RESULTS = "grid_search_results.csv"
+AXES = ("epochs", "lr_fc", "lr_base")  # the published grid's axes, slowest first: its experiment numbers
 
 
 @dataclass(frozen=True)
 class Trial:
-    experiment: int  # the configuration's number in the published order, the same for every seed
+    experiment: int  # the configuration's number in the grid's order, the same for every seed
     epochs: int
     lr_fc: float
     lr_base: float
     seed: int
     scratch: bool
-    recipe: str = ""  # the grid's non-default recipe options, so that their runs never pass for published ones
+    recipe: str = ""  # the non-default recipe options as a name part (train.recipe_tag): readable run names
+    options: tuple = ()  # ((setting, value), ...): the rest of the run's resolved recipe, in train.RECIPE order
+    split: str = ""  # SHA-256 of the split.csv it trains on
+
+    @property
+    def settings(self):
+        """The run's full recipe: every setting that decides its numbers, in train.RECIPE order."""
+        return {"epochs": self.epochs, "lr_fc": self.lr_fc, "lr_base": self.lr_base, "seed": self.seed,
+                "scratch": self.scratch, **dict(self.options)}
+
+    @property
+    def settings_json(self):
+        return json.dumps(self.settings, separators=(",", ":"))
 
     @property
     def run_name(self):
+        """Readable, and unique to its settings and split: a grid with other settings or another split never
+        writes into this run's folders."""
         mode = "scratch" if self.scratch else "grid"
         name = f"{mode}_exp{self.experiment}_ep{self.epochs}_fc{self.lr_fc}_base{self.lr_base}_s{self.seed}"
-        return f"{name}_{self.recipe}" if self.recipe else name
+        digest = hashlib.sha256(f"{self.settings_json}|{self.split}".encode()).hexdigest()[:6]
+        return f"{name}_{self.recipe}_{digest}" if self.recipe else f"{name}_{digest}"
 
     @property
     def key(self):
         """The row_key of this trial's row: how the results CSV tells which trials are done."""
-        return row_key({"Epochs": self.epochs, "LR_FC": self.lr_fc, "LR_Base": self.lr_base, "Seed": self.seed,
-                        "Scratch": str(self.scratch), "Recipe": self.recipe})
+        return self.settings_json, self.split
 
 
-def make_trials(epochs, lr_fcs, lr_bases, seeds, scratch=False, recipe=""):
-    """Configurations numbered as published (epochs, then lr_fc, then lr_base vary slowest to fastest).
+def configurations(axes):
+    """The Cartesian product of `axes` [(setting, [values])...], slowest first, as dicts."""
+    names = [name for name, _ in axes]
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(v for _, v in axes))]
+
+
+def make_trials(epochs, lr_fcs, lr_bases, seeds, scratch=False, recipe="", options=(), split=""):
+    """The published grid's trials: configurations numbered as published (epochs, then lr_fc, then lr_base
+    vary slowest to fastest), all with the same `options`.
 
     Seed-major order: the whole grid for the first seed finishes before any repeat starts.
     """
-    configs = list(itertools.product(epochs, lr_fcs, lr_bases))
-    return [Trial(i, e, fc, base, seed, scratch, recipe)
-            for seed in seeds for i, (e, fc, base) in enumerate(configs, 1)]
+    configs = configurations(list(zip(AXES, (epochs, lr_fcs, lr_bases), strict=True)))
+    return [Trial(i, c["epochs"], c["lr_fc"], c["lr_base"], seed, scratch, recipe, tuple(options), split)
+            for seed in seeds for i, c in enumerate(configs, 1)]
 
 
 def prefix_groups(trials):
@@ -66,27 +94,47 @@ def prefix_groups(trials):
 
 
 def row_key(row):
-    return (int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"]), int(row["Seed"]),
-            row["Scratch"] == "True", row.get("Recipe") or "")
+    """A row's identity, (full recipe, split fingerprint); None for a row that does not record both (written
+    before rows did): its settings are unknown, so it is never reused nor replaced."""
+    settings, split = row.get("Settings") or "", row.get("Split_SHA256") or ""
+    return (settings, split) if settings and split else None
 
 
 def make_row(trial, metrics):
+    settings = trial.settings
     return {"Experiment": trial.experiment, "Epochs": trial.epochs, "LR_FC": trial.lr_fc, "LR_Base": trial.lr_base,
             "Best_Val_Acc": f"{metrics['best_val_acc']:.4f}", "Test_Acc": f"{metrics['test_acc']:.4f}",
             "Test_Mean_Class_Acc": f"{metrics['test_mean_class_acc']:.4f}", "Seed": trial.seed,
             "Scratch": str(trial.scratch), "Train_Seconds": f"{metrics['train_seconds']:.1f}",
             "Run": trial.run_name, "Recipe": trial.recipe,
-            "Epochs_Run": metrics.get("epochs_run", trial.epochs)}  # metrics from before --patience: all epochs
+            "Epochs_Run": metrics.get("epochs_run", trial.epochs),  # metrics from before --patience: all epochs
+            "Model": settings.get("model", ""), "Image_Size": settings.get("image_size", ""),
+            "Batch_Size": settings.get("batch_size", ""), "Device": metrics.get("device", ""),
+            "Precision": metrics.get("precision", ""), "Split_SHA256": trial.split, "Settings": trial.settings_json}
+
+
+def row_settings(row):
+    """A row's full recipe as a dict ({} for a row written before rows recorded it)."""
+    try:
+        settings = json.loads(row.get("Settings") or "{}")
+    except ValueError:
+        return {}
+    return settings if isinstance(settings, dict) else {}
 
 
 def read_results(path):
-    """Rows (dicts of strings, as written) of a results CSV of ours; [] when it does not exist."""
+    """Rows (dicts of strings, as written) of a results CSV of ours; [] when it does not exist or is empty.
+    Any other file is refused: a grid would rewrite it with its own rows."""
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:
         return []
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # strings: rows are rewritten exactly as read
-    if not {"Seed", "Scratch"} <= set(frame.columns):  # the published CSV: not one of ours
-        return []
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # strings: rows are rewritten exactly as read
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        frame = pd.DataFrame()
+    if not {"Seed", "Scratch", "Run"} <= set(frame.columns):  # the published CSV, or no CSV at all
+        raise UserError(f"--results {path} is not a results file of grid_search.py (no Seed, Scratch and Run "
+                        "columns); pass another --results, a new file or one this script wrote")
     return frame.to_dict("records")
 
 
@@ -105,9 +153,11 @@ def results_lock(path):
 
 
 def append_result(path, row):
-    """Rewrite the CSV with `row` added (replacing a row of the same trial): valid after a kill at any moment."""
+    """Rewrite the CSV with `row` added (replacing a row of the same trial: same settings, same split); valid
+    after a kill at any moment. Rows of other settings, and rows of unknown settings, stay as they are."""
+    key = row_key({k: str(v) for k, v in row.items()})
     with results_lock(path):
-        rows = [r for r in read_results(path) if row_key(r) != row_key({k: str(v) for k, v in row.items()})]
+        rows = [r for r in read_results(path) if key is None or row_key(r) != key]
         write_results(path, rows + [row])
 
 
@@ -115,13 +165,14 @@ def forget(path, trials, logdir, ckpt_dir):
     """--fresh: drop these trials' rows, logs and checkpoints (other rows in the CSV stay)."""
     keys = {t.key for t in trials}
     with results_lock(path):
-        write_results(path, [r for r in read_results(path) if row_key(r) not in keys])
+        write_results(path, [r for r in read_results(path) if row_key(r) is None or row_key(r) not in keys])
     for t in trials:
         shutil.rmtree(Path(logdir) / t.run_name, ignore_errors=True)
         shutil.rmtree(Path(ckpt_dir) / t.run_name, ignore_errors=True)
 
 
-CONFIG = ["Epochs", "LR_FC", "LR_Base", "Scratch", "Recipe"]  # a configuration: a row but for its seed
+# a configuration: a row but for its seed (_recipe: its Settings without the seed, empty in older files)
+CONFIG = ["Epochs", "LR_FC", "LR_Base", "Scratch", "Recipe", "_recipe"]
 
 
 def by_config(rows):
@@ -129,6 +180,7 @@ def by_config(rows):
 
     The published CSV has no Scratch column (all its grid runs fine-tune) and older ones no Recipe."""
     frame = pd.DataFrame(rows).assign(_row=range(len(rows)))
+    frame["_recipe"] = [json.dumps({k: v for k, v in row_settings(r).items() if k != "seed"}) for r in rows]
     for col, default in (("Scratch", "False"), ("Recipe", "")):
         frame[col] = frame[col].fillna(default) if col in frame else default
     frame[["Epochs", "Experiment"]] = frame[["Epochs", "Experiment"]].astype(int)
@@ -171,9 +223,20 @@ def epochs_run(row):
     return row.get("Epochs_Run") or row["Epochs"]
 
 
-def copy_best(row, ckpt_dir, name):
-    """Copy the chosen run's best.pth to ckpt_dir/name, atomically."""
-    dest = Path(ckpt_dir) / name
+def best_path(results, ckpt_dir, scratch):
+    """Where a grid keeps its chosen run's best.pth: CKPT_DIR/best.pth (best_scratch.pth) for the default results
+    file, which evaluate.py and predict.py read by default; beside any other results file, named after it
+    (other.csv: other_best.pth), so that a throwaway grid never replaces the real grid's choice."""
+    name = "best_scratch.pth" if scratch else "best.pth"
+    results = Path(results)
+    if results.resolve() == Path(DEFAULT_RESULTS).resolve():
+        return Path(ckpt_dir) / name
+    return results.with_name(f"{results.stem}_{name}")
+
+
+def copy_best(row, ckpt_dir, dest):
+    """Copy the chosen run's best.pth (in ckpt_dir) to `dest`, atomically; returns `dest`."""
+    dest = Path(dest)
     with atomic_path(dest) as tmp:
         shutil.copyfile(Path(ckpt_dir) / row["Run"] / "best.pth", tmp)
     return dest

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import PER_CLASS, describe, read_confusion, read_per_class  # noqa: E402
+from .tables import PER_CLASS, read_confusion, read_per_class  # noqa: E402
 from .tblogs import Logs, Run, check_run_folder  # noqa: E402
 from .utils import UserError, atomic_path, warn  # noqa: E402
 
@@ -26,8 +26,9 @@ CURVES = [("val_accuracy", "Accuracy/val", "validation accuracy (%)", "Validatio
           ("train_loss", "Loss/train", "training loss", "Training loss"),
           ("val_loss", "Loss/val", "validation loss", "Validation loss")]
 COLOURS = plt.get_cmap("tab10").colors
-# From-scratch runs are dashed, in colours outside tab10, so they never look like a grid configuration.
-SCRATCH_STYLES = [{"color": c, "linestyle": "--"} for c in ("black", "dimgray", "darkgoldenrod", "darkslateblue")]
+# From-scratch runs are dashed (then dotted), in colours outside tab10, so they never look like a grid configuration.
+SCRATCH_STYLES = [{"color": c, "linestyle": ls} for ls in ("--", ":")
+                  for c in ("black", "dimgray", "darkgoldenrod", "darkslateblue")]
 # Runs from other folders (--compare, plot_runs): solid, with markers, so they are told apart from both.
 COMPARE_STYLES = [{"color": c, "linestyle": "-", "marker": m, "markersize": 3.5}
                   for c, m in (("crimson", "o"), ("teal", "s"), ("darkorange", "^"), ("darkviolet", "D"))]
@@ -41,22 +42,6 @@ def save_figure(fig, path):
 
 
 # ---- learning curves: figures 1-6 ----
-
-def format_lr(lr):
-    """1e-3 rather than 0.001: the grid's learning rates read best as powers of ten."""
-    mantissa, exponent = f"{lr:.2e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-
-
-def config_key(row):
-    return int(row["Epochs"]), float(row["LR_FC"]), float(row["LR_Base"])
-
-
-def config_label(config, with_epochs):
-    epochs, lr_fc, lr_base = config
-    label = f"lr_fc {format_lr(lr_fc)} / lr_base {format_lr(lr_base)}"
-    return f"{epochs} epochs, {label}" if with_epochs else label
-
 
 def mean_band(curves):
     """Epochs, and the mean, min and max over the curves at each epoch any of them reached."""
@@ -81,6 +66,8 @@ def plot_curves(series, tag, ylabel, title, path, logs):
         if len(curves) > 1:
             ax.fill_between(epochs, low * scale, high * scale, color=style["color"], alpha=0.18, linewidth=0)
             label = f"{label} (mean of {len(curves)} seeds, band min-max)"
+        if len(epochs) == 1:  # one epoch draws no line: a marker shows it
+            style = {"marker": "o", **style}
         ax.plot(epochs, mean * scale, label=label, linewidth=1.6, **style)
     if not ax.lines:
         plt.close(fig)
@@ -126,46 +113,41 @@ def plot_runs(series, tag, ylabel, title, path, logs=None):
     return plot_curves(compare_series(series), tag, ylabel, title, Path(path), logs or Logs())
 
 
-def grid_figures(runs, out, logs, epochs):
-    """Figures 1-3: each configuration of the grid, in experiment order, one colour for it in all three."""
-    configs = {}
-    for run in sorted(runs, key=lambda r: int(r.row["Experiment"])):
-        configs.setdefault(config_key(run.row), []).append(run)
-    with_epochs = len({c[0] for c in configs}) > 1
-    series = [(config_label(c, with_epochs), {"color": COLOURS[i % len(COLOURS)]}, rs)
-              for i, (c, rs) in enumerate(configs.items())]
-    which = f" ({', '.join(map(str, epochs))}-epoch runs)" if epochs else ""
+def curve_figures(series, out, logs, first, name, title):
+    """Three figures of `series` (plot_curves'), numbered from `first`: validation accuracy, training loss,
+    validation loss; file fig{N}_{name}{curve}.png, title title(what). Returns [(path, title)] of those drawn."""
     figures = []
-    for i, (name, tag, ylabel, what) in enumerate(CURVES, 1):
-        title = f"{what} of the fine-tuning grid{which}"
-        path = plot_curves(series, tag, ylabel, title, out / f"fig{i}_{name}.png", logs)
-        figures += [(path, title)] if path else []
-    return figures, {c: s for c, (_, s, _) in zip(configs, series, strict=True)}
-
-
-def versus_figures(best, styles, scratch, out, logs, compare=()):
-    """Figures 4-6: the chosen fine-tuned run, in its colour of figures 1-3, against every from-scratch run and
-    the (label, folder) runs of `compare`, from any folder."""
-    series = []
-    if best is not None:
-        config = config_key(best.row)
-        series.append((f"fine-tuned, {describe(best.row)}: {config_label(config, True)}", styles[config], [best]))
-    series += [(f"from scratch: {run.folder.name}", SCRATCH_STYLES[i % len(SCRATCH_STYLES)], [run])
-               for i, run in enumerate(scratch)]
-    series += compare_series(compare)
-    figures = []
-    for i, (name, tag, ylabel, what) in enumerate(CURVES, 4):
-        title = f"{what}: best fine-tuned run vs training from scratch"
-        path = plot_curves(series, tag, ylabel, title, out / f"fig{i}_best_vs_scratch_{name}.png", logs)
-        figures += [(path, title)] if path else []
+    for i, (part, tag, ylabel, what) in enumerate(CURVES, first):
+        path = plot_curves(series, tag, ylabel, title(what), out / f"fig{i}_{name}{part}.png", logs)
+        figures += [(path, title(what))] if path else []
     return figures
+
+
+def grid_figures(configs, out, logs, subject, source):
+    """Figures 1-3: one line per (key, label, runs) configuration, one colour for it in all three; `subject` says
+    which runs they are, `source` whose. Returns the figures and {key: style}, for figures 4-6."""
+    series = [(label, {"color": COLOURS[i % len(COLOURS)]}, runs) for i, (_, label, runs) in enumerate(configs)]
+    figures = curve_figures(series, out, logs, 1, "", lambda what: f"{what} of {subject}\n{source}")
+    return figures, {key: style for (key, _, _), (_, style, _) in zip(configs, series, strict=True)}
+
+
+def versus_figures(series, out, logs, subject, source):
+    """Figures 4-6: plot_curves' `series` (the chosen fine-tuned run, the from-scratch runs, the --compare runs);
+    `subject` says what they compare, `source` whose runs they are."""
+    return curve_figures(series, out, logs, 4, "best_vs_scratch_", lambda what: f"{what}: {subject}\n{source}")
 
 
 # ---- evaluate.py's tables: figures 7-8 ----
 
-def plot_worst_classes(rows, path, n=WORST_CLASSES, subject=None):
+def worst_title(shown, total, subject=None):
+    whose = f"The {subject} model's" if subject else "The"
+    return f"{whose} {shown} classes with the lowest accuracy, of {total}"
+
+
+def plot_worst_classes(rows, path, n=WORST_CLASSES, subject=None, source=None):
     """Horizontal bars of the n lowest per-class accuracies, worst at the top, each with its image count;
-    `rows`: read_per_class's table, or (class, images, correct, accuracy) tuples; `subject` names the model."""
+    `rows`: read_per_class's table, or (class, images, correct, accuracy) tuples; `subject` names the model,
+    `source` (a second title line) where its evaluation comes from. Returns the title."""
     rows = pd.DataFrame(rows, columns=list(PER_CLASS))
     # ties: the class with more images first
     worst = rows.sort_values(["accuracy", "images", "class"], ascending=[True, False, True]).head(n)
@@ -179,15 +161,17 @@ def plot_worst_classes(rows, path, n=WORST_CLASSES, subject=None):
     ax.set_xlim(0, 118)  # room for the labels of the best bars
     ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("per-class accuracy (%)")
-    whose = f"The {subject} model's" if subject else "The"
-    ax.set_title(f"{whose} {len(worst)} classes with the lowest accuracy, of {len(rows)}")
+    title = worst_title(len(worst), len(rows), subject) + (f"\n{source}" if source else "")
+    ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.3)
     save_figure(fig, path)
+    return title
 
 
-def plot_confusion(confusion, classes, path, subject=None):
+def plot_confusion(confusion, classes, path, subject=None, source=None):
     """Row-normalised confusion matrix (each true class sums to 1), so small classes stay visible; `subject`
-    names the model in the title."""
+    names the model in the title, `source` (a second title line) where its evaluation comes from. Returns the
+    title."""
     rows = confusion.double()
     rows = rows / rows.sum(dim=1, keepdim=True).clamp(min=1)
     n = len(classes)
@@ -201,9 +185,11 @@ def plot_confusion(confusion, classes, path, subject=None):
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     of = f" of the {subject} model" if subject else ""
-    ax.set_title(f"Confusion matrix{of} (row-normalised), {int(confusion.sum())} images")
+    title = f"Confusion matrix{of} (row-normalised), {int(confusion.sum())} images" + (f"\n{source}" if source else "")
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     save_figure(fig, path)
+    return title
 
 
 def check_eval_name(name):
@@ -214,18 +200,21 @@ def check_eval_name(name):
 
 def eval_figures(eval_dir, out, model=None):
     """Figures 7-8 from the tables `evaluate.py --out DIR` writes; a missing or malformed table skips its figure.
+    Returns [(path, title)]: each title names the model and the folder it was evaluated into.
 
     `model` (e.g. scratch) names the evaluated model in the file names (fig7_scratch_worst_classes.png,
     fig8_scratch_confusion.png) and the titles.
     """
     part = f"{check_eval_name(model)}_" if model is not None else ""
-    of, whose = (f" of the {model} model", f"The {model} model's") if model else ("", "The")
+    source = f"evaluate.py --out {eval_dir}"
     figures = []
-    for table, read, plot, name, title in (
-            ("per_class.csv", read_per_class, lambda data, path: plot_worst_classes(data, path, subject=model),
-             f"fig7_{part}worst_classes.png", f"{whose} {WORST_CLASSES} classes with the lowest accuracy"),
-            ("confusion.csv", read_confusion, lambda data, path: plot_confusion(*data, path, subject=model),
-             f"fig8_{part}confusion.png", f"Confusion matrix{of}, row-normalised")):
+    for table, read, plot, name in (
+            ("per_class.csv", read_per_class,
+             lambda data, path: plot_worst_classes(data, path, subject=model, source=source),
+             f"fig7_{part}worst_classes.png"),
+            ("confusion.csv", read_confusion,
+             lambda data, path: plot_confusion(*data, path, subject=model, source=source),
+             f"fig8_{part}confusion.png")):
         try:
             data = read(eval_dir / table)
         except FileNotFoundError:
@@ -234,6 +223,5 @@ def eval_figures(eval_dir, out, model=None):
         except (OSError, KeyError, TypeError, ValueError) as e:
             warn(f"{eval_dir / table} could not be read ({type(e).__name__}: {e}); {name} not written")
             continue
-        plot(data, out / name)
-        figures.append((out / name, title))
+        figures.append((out / name, plot(data, out / name)))
     return figures

@@ -94,7 +94,8 @@ def make_tuner(tune, groups, args, run_group, writer):
         run_config=tune.RunConfig(
             # A new experiment per invocation: a killed driver's folder is never resumed nor in the way;
             # the CSV, not Tune's state, says which trials are done.
-            name=f"{'scratch' if args.scratch else 'grid'}_{datetime.now().strftime('%Y%m%d_%H%M%S_%f')}",
+            name=f"{'scratch' if all(t.scratch for g in groups for t in g) else 'grid'}_"
+                 f"{datetime.now().strftime('%Y%m%d_%H%M%S_%f')}",
             storage_path=str(storage_path(args)), callbacks=[writer], verbose=0,
             failure_config=tune.FailureConfig(max_failures=args.max_failures)))
 

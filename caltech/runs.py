@@ -89,7 +89,7 @@ class Tester:
                    "best_val_acc": state["best_val_acc"],
                    "val_mean_class_acc": state["history"][state["best_epoch"]]["val_mean_class_acc"],
                    **{f"test_{k}": test[k] for k in ("loss", "acc", "mean_class_acc", "top5", "n")},
-                   "train_seconds": state["train_seconds"],
+                   "train_seconds": state["train_seconds"], "device": args.device, "precision": args.precision,
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process, so far
                    "best_checkpoint": str(run_ckpt_dir / "best.pth")}
         atomic_write_text(run_ckpt_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

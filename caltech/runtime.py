@@ -41,6 +41,13 @@ def autocast_dtype(device):
     return None
 
 
+def cpu_precision():
+    """The CPU's precision in words, for the notice of a machine without a GPU."""
+    if autocast_dtype(torch.device("cpu")) == torch.bfloat16:
+        return "bf16 mixed precision, native on this CPU (fp32 for runs with --no-amp)"
+    return "fp32: this CPU has no native bf16 (AMX or AVX512-BF16), and emulated bf16 would be slower"
+
+
 def precision(device, amp=True, dtype=None):
     """(autocast context, GradScaler, name): `autocast_dtype(device)` with `amp`, fp32 without.
 

@@ -10,6 +10,7 @@ links where possible), `split.csv` (path,class,split; paths relative to the sour
 arguments give a byte-identical file.
 """
 import csv
+import hashlib
 import io
 import json
 import os
@@ -192,6 +193,9 @@ def build_split(root, out, seed=107, train_per_class=30, val_per_class=6, includ
     if not root.is_dir():
         raise UserError(f"{root} is not a folder of class folders")
     by_class, ignored = scan(root, include_background)
+    if len(by_class) < 2:
+        raise UserError(f"{root} has {len(by_class)} class folder ({', '.join(by_class)}); a classifier needs at "
+                        "least 2")
     bad = verify(root, [p for files in by_class.values() for p in files], workers or os.cpu_count() or 1)
     for rel, reason in sorted(bad.items()):
         print(f"warning: excluded {rel}: {reason}", file=sys.stderr)
@@ -200,8 +204,10 @@ def build_split(root, out, seed=107, train_per_class=30, val_per_class=6, includ
     for name, n in sorted(skipped.items()):
         print(f"warning: skipped class {name}: {n} usable images, fewer than "
               f"--train-per-class + 1 = {train_per_class + 1}", file=sys.stderr)
-    if not rows:
-        raise UserError(f"no class in {root} has enough usable images ({train_per_class + 1}) to split")
+    kept = len({name for _, name, _ in rows})
+    if kept < 2:
+        raise UserError(f"{kept or 'no'} class in {root} has enough usable images ({train_per_class + 1}) to split; "
+                        "a classifier needs at least 2")
     settings = dict(source=str(root.resolve()), seed=seed, train_per_class=train_per_class,
                     val_per_class=val_per_class, include_background=include_background)
     rejected = sorted(bad.items()) + [(p, "ignored: not an image file") for p in ignored]
@@ -217,6 +223,11 @@ class Split:
     classes: list
     samples: dict  # split -> [(absolute path, label)]
     manifest: bytes  # split.csv's bytes: what the cache key hashes
+
+    @property
+    def sha256(self):
+        """The split's fingerprint, recorded with every run and results row: another split, another identity."""
+        return hashlib.sha256(self.manifest).hexdigest()
 
 
 def read_split(data_dir):

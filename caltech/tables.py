@@ -40,11 +40,13 @@ def fixed_width(frame):
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
 
 
-def console_grid_table(rows, best):
-    """grid_search.py's results: accuracies in %, the chosen run marked with '*'."""
+def console_grid_table(rows, best, settings=()):
+    """grid_search.py's results: accuracies in %, the chosen run marked with '*'; `settings` adds a column for
+    each other recipe setting the grid varies (from the rows' Settings)."""
     frame = pd.DataFrame({
         "": ["*" if r is best else "" for r in rows], "Exp": [r["Experiment"] for r in rows],
         **{c: [r[c] for r in rows] for c in ("Epochs", "LR_FC", "LR_Base", "Seed")},
+        **{key: [grid.row_settings(r).get(key, "") for r in rows] for key in settings},
         **{label: [f"{100 * float(r[c]):.2f}" for r in rows]
            for label, c in zip(("Val %", "Test %", "Test mean-class %"), grid.ACCURACIES, strict=True)},
         "Seconds": [r["Train_Seconds"] for r in rows], "Epochs run": [grid.epochs_run(r) for r in rows]})
@@ -174,54 +176,119 @@ def eval_metrics(m):
 
 # ---- RESULTS.md ----
 
-def grid_table(results, best, shown):
-    """Every CSV row, accuracies in percent; `best` (the grid's choice) and `shown` (figures 4-6's) marked."""
-    frame = results.frame.copy()
+HIDDEN = ["Settings"]  # a JSON object per row: the recipe is in the other columns, in full in the CSV
+SHORT_HASH = 8  # Split_SHA256 shown by its first characters: enough to tell two splits apart
+
+
+def percent(value):
+    """A fraction as a percent with 2 decimals; '-' for a missing value, other text as written."""
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    if pd.isna(number):
+        return "-" if value in (None, "") or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return f"{100 * number:.2f}"
+
+
+def grid_table(results, marks):
+    """Every CSV row, accuracies in percent, fine-tuned runs first; `marks`: {id(row): text} for the first
+    column (the run chosen on validation, the one figures 4-6 show)."""
+    frame = results.frame.drop(columns=[c for c in HIDDEN if c in results.frame]).copy()
     for c in frame.columns.intersection(grid.ACCURACIES):
-        numbers = pd.to_numeric(frame[c], errors="coerce")
-        frame[c] = (100 * numbers).map("{:.2f}".format).where(numbers.notna(), frame[c])  # else as written
+        frame[c] = frame[c].map(percent)
     if "Run" in frame:
         frame["Run"] = frame["Run"].map(lambda run: f"`{run}`" if run else "")
-    frame.insert(0, "", ["**best**" if r is best else "*figs 4-6*" if r is shown else "" for r in results.rows])
-    # fine-tuned runs first, then by experiment and seed
+    if "Split_SHA256" in frame:
+        frame["Split_SHA256"] = frame["Split_SHA256"].str[:SHORT_HASH]
+    frame.insert(0, "", [marks.get(id(r), "") for r in results.rows])
     order = pd.DataFrame({"scratch": column(frame, "Scratch", "") == "True",
                           "experiment": frame["Experiment"].astype(int),
                           "seed": column(frame, "Seed", "").replace("", "0").astype(int)})
     frame = frame.loc[order.sort_values(list(order.columns), kind="stable").index]
+    align = ["l", *("l" if c in ("Run", "Scratch", "Recipe", "Model", "Device", "Precision", "Split_SHA256")
+                    else "r" for c in frame.columns[1:])]
     frame.columns = [f"{c} (%)" if c in grid.ACCURACIES else c for c in frame.columns]
-    return markdown(frame, ["l", *("l" if c in ("Run", "Scratch") else "r" for c in results.columns)])
+    return markdown(frame, align)
 
 
-def seed_table(stats):
-    """grid.seed_stats as mean +- sample std in percent (a single seed has no std)."""
-    stats = pd.DataFrame(stats).sort_values(["Scratch", "Experiment"], kind="stable",
-                                            key=lambda c: c == "True" if c.name == "Scratch" else c)  # as grid_table
-    frame = stats[["Experiment", "Epochs", "LR_FC", "LR_Base", "Scratch", "n"]].rename(columns={"n": "Seeds"})
-    for c in ("LR_FC", "LR_Base"):
-        frame[c] = frame[c].map("{:g}".format)
+RUN_ACCURACIES = {"Best_Val_Acc": "best_val_acc", "Test_Acc": "test_acc",
+                  "Test_Mean_Class_Acc": "test_mean_class_acc", "Test_Top5": "test_top5"}
+
+
+def runs_table(entries):
+    """Runs known by their folders: (mark, run name, mode, settings label, seed, metrics.json dict or None)
+    tuples; accuracies in percent, '-' where the run wrote no metrics.json (still running, or crashed)."""
+    frame = pd.DataFrame([{"": mark, "Run": f"`{name}`", "Mode": mode, "Settings": settings,
+                           "Seed": "" if seed is None else seed,
+                           "Epochs_Run": (metrics or {}).get("epochs_run", "-"),
+                           **{f"{c} (%)": percent((metrics or {}).get(k)) for c, k in RUN_ACCURACIES.items()}}
+                          for mark, name, mode, settings, seed, metrics in entries])
+    return markdown(frame, ["l", "l", "l", "l", "r", "r", *["r"] * len(RUN_ACCURACIES)])
+
+
+def seed_table(stats, labels=None):
+    """grid.seed_stats as mean +- sample std in percent (a single seed has no std); with `labels` (one per
+    configuration, for runs without experiment numbers) a Configuration column instead of the grid's."""
+    stats = pd.DataFrame(stats)
+    if labels is None:
+        stats = stats.sort_values(["Scratch", "Experiment"], kind="stable",
+                                  key=lambda c: c == "True" if c.name == "Scratch" else c)  # as grid_table
+        frame = stats[["Experiment", "Epochs", "LR_FC", "LR_Base", "Scratch", "n"]].rename(columns={"n": "Seeds"})
+        for c in ("LR_FC", "LR_Base"):
+            frame[c] = frame[c].map("{:g}".format)
+        align = ["r"] * 4 + ["l", "r"]
+    else:
+        frame = pd.DataFrame({"Configuration": [labels[e] for e in stats["Experiment"]], "Seeds": stats["n"]})
+        align = ["l", "r"]
     for c in grid.ACCURACIES:
         mean, std = (100 * stats[c].str[i] for i in (0, 1))
         frame[f"{c} (%) mean ± std"] = mean.map("{:.2f}".format) + (" ± " + std.map("{:.2f}".format)).where(
             stats["n"] > 1, "")
-    return markdown(frame, ["r"] * 4 + ["l"] + ["r"] * 4)
+    return markdown(frame, align + ["r"] * len(grid.ACCURACIES))
 
 
-def best_sentence(results, best, shown, epochs):
-    """One sentence on the marker(s): how the best run was chosen, and which run figures 4-6 show if another."""
-    how = ("the configuration with the highest mean Best_Val_Acc over its seeds, then its best seed"
-           if results.ours else "the highest Best_Val_Acc, ties to the lower experiment")
-    text = (f"**best** marks the fine-tuned run chosen on validation accuracy as grid_search.py chooses ({how}); "
-            "test accuracy plays no part in the choice.")
+def best_sentence(mode, how, best, shown, epochs, describe_run, chosen=True):
+    """One sentence on the marks: how the best run was chosen, and which run figures 4-6 show if another.
+
+    `mode`: 'fine-tuned' or 'from-scratch'; `how`: the rule; None for `best` or `shown` when none is marked;
+    `chosen`: whether `shown` was chosen on validation among several fine-tuned runs."""
+    text = []
+    if best is not None:
+        text.append(f"**best** marks the {mode} run chosen on validation accuracy as grid_search.py chooses "
+                    f"({how}); test accuracy plays no part in the choice.")
     if shown is not None and shown is not best:
-        text += (f" *figs 4-6* marks {describe(shown)}, the best on validation among the runs plotted "
-                 f"(--epochs {' '.join(map(str, epochs))}), which figures 4-6 compare with training from scratch.")
-    return text
+        which = f" (--epochs {' '.join(map(str, epochs))})" if epochs else ""
+        what = f"the best on validation among the fine-tuned runs plotted{which}" if chosen else \
+            f"the only fine-tuned run plotted{which}"
+        text.append(f"*figs 4-6* marks {describe_run(shown)}, {what}, which figures 4-6 show.")
+    return " ".join(text)
 
 
-def eval_sentence(eval_dir, model):
-    """Where figures 7-8 come from, with the metrics of evaluate.py --json if it wrote them beside the tables."""
+def signed(value):
+    return f"{100 * value:+.2f}"
+
+
+def reproduction_table(frame):
+    """reproduce.reproduction's table: per experiment, published and ours (mean ± std over seeds) in percent."""
+    table = pd.DataFrame({"Experiment": frame["Experiment"], "Epochs": frame["Epochs"],
+                          "LR_FC": frame["LR_FC"].map("{:g}".format), "LR_Base": frame["LR_Base"].map("{:g}".format),
+                          "Seeds": frame["Seeds"]})
+    for metric in ("Best_Val_Acc", "Test_Acc"):
+        several = frame["Seeds"] > 1
+        table[f"{metric} published (%)"] = frame[f"{metric} published"].map(lambda v: f"{100 * v:.2f}")
+        table[f"{metric} ours (%)"] = (frame[f"{metric} mean"].map(lambda v: f"{100 * v:.2f}")
+                                       + (" ± " + frame[f"{metric} std"].map(lambda v: f"{100 * v:.2f}"))
+                                       .where(several, ""))
+        table[f"{metric} ours − published"] = frame[f"{metric} diff"].map(signed)
+        table[f"{metric} within"] = frame[f"{metric} within"].map(lambda w: "-" if w is None else "yes" if w else "no")
+    return markdown(table, ["r"] * len(table.columns))
+
+
+def eval_sentence(eval_dir, model, found):
+    """Where figures 7-8 come from, with the metrics of evaluate.py --json if it wrote them beside the tables.
+
+    `found`: how the folder was chosen when --eval did not name it (e.g. 'beside runs'), else None."""
     of = f" ({model} model)" if model else ""
-    text = f"Figures 7-8{of} are drawn from the tables of `evaluate.py --out {eval_dir}`"
+    how = f", found {found}" if found else ""
+    text = f"Figures 7-8{of} are drawn from the tables of `evaluate.py --out {eval_dir}`{how}"
     try:
         acc, mean_class, top5, n, split = eval_metrics(json.loads((Path(eval_dir) / "metrics.json").read_text()))
         text += (f": accuracy {100 * acc:.2f}, mean per-class {100 * mean_class:.2f}, "
@@ -231,23 +298,21 @@ def eval_sentence(eval_dir, model):
     return text + "."
 
 
-def results_markdown(results, runs_dir, best, shown, epochs, figures, notes=()):
-    """RESULTS.md: the tables, then the figures by relative link, so it renders from inside the output folder.
+def caption(title):
+    """A figure's title as one line: its second line (whose runs) after a semicolon."""
+    return "; ".join(line for line in title.splitlines() if line)
 
-    `notes`: sentences on the figures' other sources (--compare runs, --eval tables), after the first paragraph.
-    """
-    blocks = ["# Results",
-              " ".join([f"Written by `report.py` from `{results.path}` ({len(results.rows)} runs) and the TensorBoard "
-                        f"logs in `{runs_dir}`; nothing was retrained. Accuracies are in percent.", *notes]),
-              "## Grid search", grid_table(results, best, shown), best_sentence(results, best, shown, epochs)]
-    stats = grid.seed_stats(results.rows) if results.ours else []
-    if any(e["n"] > 1 for e in stats):
-        blocks += ["## Seed variation", "Per configuration: mean ± sample standard deviation over its seeds.",
-                   seed_table(stats)]
+
+def results_markdown(intro, sections, figures):
+    """RESULTS.md: the intro, the (heading, [blocks]) sections, then the figures by relative link, so it renders
+    from inside the output folder."""
+    blocks = ["# Results", intro]
+    for heading, body in sections:
+        blocks += [f"## {heading}", *(b for b in body if b)]
     blocks.append("## Figures")
     for path, title in figures:
         number = path.name.split("_")[0].removeprefix("fig")
-        blocks.append(f"**Figure {number}.** {title}\n\n![{title}]({path.name})")
+        blocks.append(f"**Figure {number}.** {caption(title)}.\n\n![{caption(title)}]({path.name})")
     if not figures:
         blocks.append("No figure could be drawn; see the warnings report.py printed.")
     return "\n\n".join(blocks) + "\n"

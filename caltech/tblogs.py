@@ -1,15 +1,20 @@
-"""Run folders and their TensorBoard scalars, read back for report.py's figures (caltech.runlog writes them).
+"""Run folders and their TensorBoard scalars, read back for report.py's figures (caltech.runlog writes them),
+with each run's settings (hparams.json) and final metrics (metrics.json, in its checkpoint folder).
 
     logs = Logs()
     logs.curve(Run(Path("runs/scratch")), "Accuracy/val", "fig4.png")   # (epochs from 1, values), or None
+    runs, empty = read_run_folders(Path("runs"))                        # every run folder with an event file
 """
 import json
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tensorboard.backend.event_processing import event_accumulator
 
+from .checkpoint import CKPT_DIR
 from .tables import describe
 from .utils import UserError, warn
 
@@ -17,12 +22,71 @@ from .utils import UserError, warn
 SIZE_GUIDANCE = {event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 1, event_accumulator.IMAGES: 1,
                  event_accumulator.AUDIO: 1, event_accumulator.HISTOGRAMS: 1,
                  event_accumulator.COMPRESSED_HISTOGRAMS: 1}
+# The default run names of train.py and grid_search.py, and the published ones: what a folder without
+# hparams.json (the published runs) says of itself
+RUN_NAME = re.compile(r"^(grid|scratch|finetune)(?:_exp\d+)?_ep(\d+)_fc(\d[\d.]*(?:e-?\d+)?)"
+                      r"_base(\d[\d.]*(?:e-?\d+)?)(?:_s(\d+))?(?:_|$)")
 
 
 @dataclass(eq=False)
 class Run:
-    folder: Path
-    row: dict = None  # its results row; None for a from-scratch run, found by its folder alone
+    folder: Path = None  # its TensorBoard folder; None for a results row without one
+    row: dict = None  # its row of the results CSV; None for a run known by its folder alone
+    hparams: dict = field(default_factory=dict)  # its hparams.json; {} when it has none (the published runs)
+    metrics: dict = None  # its metrics.json, for a run known by its folder alone; None when not found
+
+    @property
+    def name(self):
+        return self.folder.name if self.folder is not None else describe(self.row)
+
+
+def has_events(folder):
+    return any(Path(folder).glob("events.out.tfevents.*"))
+
+
+def name_settings(name):
+    """The settings a default run name states (mode, epochs, learning rates, seed); {} for another name."""
+    match = RUN_NAME.match(name)
+    if not match:
+        return {"scratch": True} if name.startswith("scratch") else {}
+    mode, epochs, lr_fc, lr_base, seed = match.groups()
+    settings = {"scratch": mode == "scratch", "epochs": int(epochs), "lr_fc": float(lr_fc), "lr_base": float(lr_base)}
+    return {**settings, "seed": int(seed)} if seed else settings
+
+
+def read_metrics(folder, hparams):
+    """A run's metrics.json: beside its events, else in its checkpoint folder, found beside the TensorBoard
+    root as it was beside train.py's --logdir (its --ckpt-dir), else in checkpoints/ there; None if none."""
+    folder = Path(folder)
+    candidates = [folder / "metrics.json"]
+    logdir, ckpt_dir = hparams.get("logdir"), hparams.get("ckpt_dir")
+    if isinstance(logdir, str) and isinstance(ckpt_dir, str) and os.path.isabs(logdir) == os.path.isabs(ckpt_dir):
+        candidates.append(folder.parent / os.path.relpath(ckpt_dir, logdir) / folder.name / "metrics.json")
+    candidates.append(folder.parent.parent / CKPT_DIR / folder.name / "metrics.json")
+    for path in candidates:
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(metrics, dict):
+            return metrics
+    return None
+
+
+def read_run_folders(runs_dir, skip=()):
+    """(runs, empty): a Run (hparams.json, metrics.json) for every folder of runs_dir holding an event file,
+    by name, but those in `skip`; and the names of the folders holding none (a run that crashed before it
+    logged, or not a run)."""
+    runs, empty = [], []
+    for folder in sorted(p for p in Path(runs_dir).iterdir() if p.is_dir()):
+        if folder.resolve() in skip:
+            continue
+        if not has_events(folder):
+            empty.append(folder.name)
+            continue
+        hparams = read_hparams(folder)
+        runs.append(Run(folder, hparams=hparams, metrics=read_metrics(folder, hparams)))
+    return runs, empty
 
 
 def locate(row, runs_dir):
@@ -48,7 +112,7 @@ def check_run_folder(folder, what):
     if not folder.is_dir():
         raise UserError(f"{what} {folder} is not a folder; pass one run's folder, the one holding its "
                         "events.out.tfevents.* files")
-    if not any(folder.glob("events.out.tfevents.*")):
+    if not has_events(folder):
         raise UserError(f"{what} {folder} holds no events.out.tfevents.* file; pass one run's folder, not a "
                         "TensorBoard root or a checkpoint folder")
     return folder
@@ -63,11 +127,17 @@ def read_hparams(folder):
     return hparams if isinstance(hparams, dict) else {}
 
 
+def is_scratch(run):
+    """A from-scratch run: so marked in hparams.json, else by its name (scratch*, as train.py and grid_search.py
+    name them)."""
+    if "scratch" in run.hparams:
+        return run.hparams["scratch"] is True
+    return name_settings(run.folder.name).get("scratch", False)
+
+
 def scratch_runs(runs_dir):
-    """From-scratch runs: folders named scratch* (as train.py and grid_search.py name them), or so marked in
-    hparams.json."""
-    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir())
-    return [Run(f) for f in folders if f.name.startswith("scratch") or read_hparams(f).get("scratch") is True]
+    """The from-scratch runs among runs_dir's run folders."""
+    return [run for run in read_run_folders(runs_dir)[0] if is_scratch(run)]
 
 
 def read_scalars(folder):

@@ -9,12 +9,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import runtime
+
 _UMASK = os.umask(0o022)  # read the process umask (os.umask sets it too) ...
 os.umask(_UMASK)  # ... and put it back
 
 
 class UserError(Exception):
     """A problem the user can fix (bad path, missing file, bad checkpoint): printed as one sentence."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C that knows what the interrupted command kept (`what`) and the command that goes on from there
+    (`resume`): run_cli prints both."""
+
+    def __init__(self, what, resume=None):
+        super().__init__(what)
+        self.what, self.resume = what, resume
+
+    def __str__(self):
+        return self.what + (f"; resume it with: {self.resume}" if self.resume else "")
 
 
 def warn(message):
@@ -29,9 +43,12 @@ def run_cli(main, args):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:
+        print(f"\ninterrupted: {e}", file=sys.stderr)
+        sys.exit(130)
     except KeyboardInterrupt:
-        print("\ninterrupted: finished results and the last checkpoint are kept; rerun the same "
-              "command (with --resume for train.py) to continue", file=sys.stderr)
+        # every file is written whole or not at all: what was finished before the Ctrl-C is on disk
+        print("\ninterrupted: files finished before it are kept, nothing half-written is left", file=sys.stderr)
         sys.exit(130)
 
 
@@ -72,7 +89,7 @@ def seed_everything(seed):
 
 
 def select_device(name=None):
-    """CUDA, else Apple MPS, else CPU (with a notice); `name` overrides."""
+    """CUDA, else Apple MPS, else CPU (with a notice that says in what precision); `name` overrides."""
     if name:
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -84,7 +101,7 @@ def select_device(name=None):
         return torch.device("cuda")
     if torch.backends.mps.is_available():
         return torch.device("mps")
-    print("notice: no GPU found, running on the CPU (slow: several minutes per epoch for ResNet-18 at 224 px)")
+    print(f"notice: no GPU found, running on the CPU in {runtime.cpu_precision()}")
     return torch.device("cpu")
 
 

@@ -54,7 +54,7 @@ def test_a_killed_copy_of_the_chosen_best_pth_keeps_the_previous_one(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "best.pth").write_bytes(b"the new choice")
     (tmp_path / "best.pth").write_bytes(b"the previous choice")
-    killed_before_rename(lambda: grid.copy_best({"Run": "run"}, tmp_path, "best.pth"))
+    killed_before_rename(lambda: grid.copy_best({"Run": "run"}, tmp_path, tmp_path / "best.pth"))
     assert (tmp_path / "best.pth").read_bytes() == b"the previous choice"
     assert leftovers(tmp_path) == ["best.pth", "run"]
 

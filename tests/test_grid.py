@@ -3,6 +3,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 
@@ -27,19 +28,22 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
     rows = read_rows(tmp_path / "results.csv")
     assert len(rows) == 2 and list(rows[0]) == grid.COLUMNS
     assert all(all(row[c] != "" for c in grid.COLUMNS if c != "Recipe") for row in rows)
+    assert {(r["Model"], r["Image_Size"], r["Batch_Size"], r["Device"]) for r in rows} == {
+        ("resnet18", "32", "8", "cpu")}
+    assert {r["Split_SHA256"] for r in rows} == {tiny_split.sha256}
     assert all(row["Recipe"] == "" for row in rows)  # the published recipe
     assert [r["Experiment"] for r in rows] == ["1", "2"] and [r["LR_Base"] for r in rows] == ["0.0001", "0.01"]
     vals = [float(r["Best_Val_Acc"]) for r in rows]
     chosen = rows[vals.index(max(vals))]  # ties go to the first
     assert out["best"]["Run"] == chosen["Run"]
-    best = torch.load(tmp_path / "ckpt" / "best_scratch.pth", weights_only=True)
+    best = torch.load(tmp_path / "results_best_scratch.pth", weights_only=True)
     runs = torch.load(tmp_path / "ckpt" / chosen["Run"] / "best.pth", weights_only=True)
     assert all(torch.equal(best["model"][k], runs["model"][k]) for k in best["model"])
     marked = [line.split() for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("*")]
     assert len(marked) == 1 and marked[0][1] == chosen["Experiment"]  # the chosen row, and only it, is starred
 
     args = evaluate.get_args_parser().parse_args(
-        ["--ckpt", str(tmp_path / "ckpt" / "best_scratch.pth"), "--json", str(tmp_path / "eval.json"),
+        ["--ckpt", str(tmp_path / "results_best_scratch.pth"), "--json", str(tmp_path / "eval.json"),
          "--out", str(tmp_path / "eval")])
     metrics = evaluate.main(args)
     printed = capsys.readouterr().out
@@ -67,7 +71,7 @@ def test_killed_grid_resumes_without_repeating_or_duplicating(tiny_split, tmp_pa
     assert len(read_rows(tmp_path / "results.csv")) == 1  # the finished run's row survived the kill
     calls.clear()
     grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-5"))
-    assert [args.run_name for args, *_ in calls] == ["scratch_exp2_ep1_fc0.001_base1e-05_s107"]  # only the missing
+    assert [args.run_name.rsplit("_", 1)[0] for args, *_ in calls] == ["scratch_exp2_ep1_fc0.001_base1e-05_s107"]
     rows = read_rows(tmp_path / "results.csv")
     assert sorted(r["Experiment"] for r in rows) == ["1", "2"]
     calls.clear()
@@ -136,8 +140,10 @@ def test_published_grid_chosen_on_validation_is_experiment_3():
 
 @pytest.fixture
 def trained(tiny_split, tmp_path):
-    train.main(grid_search.trial_args(grid_args(tmp_path, tiny_split.root), grid.Trial(1, 1, 1e-3, 1e-4, 107, True)))
-    return tmp_path / "ckpt" / "scratch_exp1_ep1_fc0.001_base0.0001_s107" / "best.pth"
+    args = grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4")
+    trial, = grid_search.plan_trials(args, tiny_split.sha256)
+    train.main(grid_search.trial_args(args, trial))
+    return tmp_path / "ckpt" / trial.run_name / "best.pth"
 
 
 def expect_refusal(ckpt, phrase, *extra):
@@ -223,7 +229,7 @@ def test_grid_passes_every_listed_train_flag_to_each_run(tmp_path):
     flags[flags.index("C")] = str(tmp_path / "C")
     args = grid_search.get_args_parser().parse_args([*flags, "--epochs", "3", "--lr-fc", "0.01", "--lr-base", "0.002",
                                                      "--seeds", "5"])
-    trial = grid.make_trials(args.epochs, args.lr_fc, args.lr_base, args.seeds, args.scratch)[0]
+    trial, = grid_search.plan_trials(args, "split")
     expected = train.get_args_parser().parse_args([*flags, "--epochs", "3", "--lr-fc", "0.01", "--lr-base", "0.002",
                                                    "--seed", "5", "--run-name", trial.run_name])
     defaults = vars(train.get_args_parser().parse_args([]))
@@ -235,16 +241,21 @@ def test_grid_passes_every_listed_train_flag_to_each_run(tmp_path):
 
 
 def test_results_csv_has_the_published_columns_then_ours_formatted_as_documented(tmp_path):
-    trial = grid.Trial(3, 20, 5e-4, 1e-4, 108, False, "ls0.1")
+    trial = grid.Trial(3, 20, 5e-4, 1e-4, 108, False, "ls0.1", (("model", "resnet18"), ("image_size", 224)), "ab" * 32)
     grid.append_result(tmp_path / "r.csv", grid.make_row(trial, {
         "best_val_acc": 0.951234, "test_acc": 0.96144, "test_mean_class_acc": 0.9, "train_seconds": 61.26,
-        "epochs_run": 17}))
+        "epochs_run": 17, "device": "cuda", "precision": "bfloat16"}))
     header, line = (tmp_path / "r.csv").read_text().splitlines()
     assert header == ("Experiment,Epochs,LR_FC,LR_Base,Best_Val_Acc,Test_Acc,"  # the published six, then ours
-                      "Test_Mean_Class_Acc,Seed,Scratch,Train_Seconds,Run,Recipe,Epochs_Run")
-    # accuracies as fractions with 4 decimals, seconds with 1
-    assert line.split(",") == ["3", "20", "0.0005", "0.0001", "0.9512", "0.9614", "0.9000", "108", "False", "61.3",
-                               "grid_exp3_ep20_fc0.0005_base0.0001_s108_ls0.1", "ls0.1", "17"]
+                      "Test_Mean_Class_Acc,Seed,Scratch,Train_Seconds,Run,Recipe,Epochs_Run,"
+                      "Model,Image_Size,Batch_Size,Device,Precision,Split_SHA256,Settings")
+    # accuracies as fractions with 4 decimals, seconds with 1; the run name ends in its settings' digest
+    cells = next(csv.reader([line]))
+    assert cells[:10] == ["3", "20", "0.0005", "0.0001", "0.9512", "0.9614", "0.9000", "108", "False", "61.3"]
+    assert re.fullmatch(r"grid_exp3_ep20_fc0\.0005_base0\.0001_s108_ls0\.1_[0-9a-f]{6}", cells[10])
+    assert cells[11:19] == ["ls0.1", "17", "resnet18", "224", "", "cuda", "bfloat16", "ab" * 32]
+    assert json.loads(cells[19]) == {"epochs": 20, "lr_fc": 5e-4, "lr_base": 1e-4, "seed": 108, "scratch": False,
+                                     "model": "resnet18", "image_size": 224}
 
 
 def planned_evaluation(monkeypatch, owner):

@@ -11,7 +11,6 @@ import grid_search
 import predict
 import train
 from caltech import bench as caltech_bench
-from caltech import grid
 from caltech.datasets import build_loader, pil_loader
 from caltech.model import cached_weights_path
 from caltech.transforms import MEAN, STD, eval_preset
@@ -141,15 +140,16 @@ def test_missing_weights_name_the_models_own_file(tiny_split, tmp_path):
 def test_grid_passes_model_weights_name_and_patience_to_every_run(tmp_path):
     args = grid_search.get_args_parser().parse_args(grid_flags(
         tmp_path, tmp_path / "data", "--model", "mobilenet_v3_large", "--weights-name", "IMAGENET1K_V1",
-        "--patience", 3))
-    assert train.recipe_tag(args) == "mobilenet_v3_large_IMAGENET1K_V1_pat3"
-    trial = grid.make_trials([1], [1e-3], [1e-4], [107], True, train.recipe_tag(args))[0]
+        "--patience", 3, "--lr-base", 1e-4))
+    trial, = grid_search.plan_trials(args, "split")
+    assert trial.recipe == "mobilenet_v3_large_IMAGENET1K_V1_pat3"
     targs = grid_search.trial_args(args, trial)
     assert (targs.model, targs.weights_name, targs.patience) == ("mobilenet_v3_large", "IMAGENET1K_V1", 3)
-    assert trial.run_name.endswith("_mobilenet_v3_large_IMAGENET1K_V1_pat3")
+    assert "_mobilenet_v3_large_IMAGENET1K_V1_pat3_" in trial.run_name
     # the model's default weights named explicitly are still the default recipe
-    same = grid_search.get_args_parser().parse_args(grid_flags(tmp_path, tmp_path, "--weights-name", "IMAGENET1K_V1"))
-    assert train.recipe_tag(same) == ""
+    same = grid_search.get_args_parser().parse_args(grid_flags(tmp_path, tmp_path, "--weights-name", "IMAGENET1K_V1",
+                                                                      "--lr-base", "1e-4"))
+    assert grid_search.plan_trials(same, "split")[0].recipe == ""
 
 
 def test_bench_measures_the_model_asked_for(tmp_path, monkeypatch):

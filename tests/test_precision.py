@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import train
-from caltech import engine, metrics, runtime
+from caltech import engine, metrics, runtime, utils
 from conftest import kill_on_call, read_scalars, train_args
 
 
@@ -107,3 +107,16 @@ def test_bf16_autocast_on_the_cpu_only_where_the_cpu_has_it(tmp_path):
     assert runtime.memory_format(cpu) == torch.channels_last and runtime.memory_format(mps) == torch.contiguous_format
     assert (runtime.eval_batch_size(cpu, 32), runtime.eval_batch_size(torch.device("cuda"), 32)) == (32, 256)
     assert runtime.eval_batch_size(cpu, 32, 64) == 64 and not runtime.cache_on_device(cpu)
+
+
+def test_the_no_gpu_notice_states_the_cpu_precision_and_no_time(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for native, precision in ((True, "bf16 mixed precision, native on this CPU"),
+                              (False, "fp32: this CPU has no native bf16")):
+        monkeypatch.setattr(runtime, "native_cpu_bf16", lambda native=native: native)
+        assert utils.select_device().type == "cpu"
+        out = capsys.readouterr().out
+        assert out.startswith(f"notice: no GPU found, running on the CPU in {precision}") and "minute" not in out
+    utils.select_device("cpu")  # asked for: no notice
+    assert capsys.readouterr().out == ""

@@ -14,12 +14,15 @@ from conftest import grid_flags, kill_on_call, planned_validation, read_rows, re
 
 # A step every epoch, so that each epoch of the shared run has its own learning rate.
 STEP = ["--step-size", 1, "--gamma", 0.5, "--threads", 1]
-RUNS = ["scratch_exp1_ep1_fc0.001_base0.0001_s107", "scratch_exp2_ep2_fc0.001_base0.0001_s107",
-        "scratch_exp3_ep3_fc0.001_base0.0001_s107"]
 
 
 def grid_args(out, data, *flags):
     return grid_search.get_args_parser().parse_args(grid_flags(out, data, *STEP, *flags))
+
+
+def run_names(split, *flags):
+    """The grid's run names, shortest first: they end in a digest of each run's settings and split."""
+    return [t.run_name for t in grid_search.plan_trials(grid_args(split.root, split.root, *flags), split.sha256)]
 
 
 def count_epochs(monkeypatch):
@@ -58,7 +61,7 @@ def test_shared_grid_equals_separate_runs_with_fewer_epochs(tiny_split, tmp_path
     assert results(tmp_path / "shared" / "results.csv") == results(tmp_path / "alone" / "results.csv")
     assert printed_table(shared_out) == printed_table(alone_out) and len(printed_table(shared_out)) == 7
     assert shared["best"]["Run"] == alone["best"]["Run"]
-    best = [torch.load(tmp_path / d / "ckpt" / "best_scratch.pth", weights_only=True) for d in ("alone", "shared")]
+    best = [torch.load(tmp_path / d / "results_best_scratch.pth", weights_only=True) for d in ("alone", "shared")]
     assert same_state(best[0]["model"], best[1]["model"])
     for run in results(tmp_path / "alone" / "results.csv"):  # every run's own folders, as if trained alone
         for name in ("best.pth", "last.pth"):
@@ -84,6 +87,7 @@ def test_shared_grid_equals_separate_runs_with_fewer_epochs(tiny_split, tmp_path
 
 def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(tiny_split, tmp_path, monkeypatch):
     flags = ["--epochs", 1, 2, 3, "--lr-base", 1e-4]
+    runs = run_names(tiny_split, *flags)
     grid_search.main(grid_args(tmp_path / "ref", tiny_split.root, *flags))
     reference = results(tmp_path / "ref" / "results.csv")
 
@@ -92,7 +96,7 @@ def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(ti
         kill_on_call(patch, engine, "train_one_epoch", 3)
         with pytest.raises(KeyboardInterrupt):
             grid_search.main(grid_args(tmp_path / "a", tiny_split.root, *flags))
-    assert sorted(results(tmp_path / "a" / "results.csv")) == RUNS[:2]
+    assert sorted(results(tmp_path / "a" / "results.csv")) == runs[:2]
     epochs = count_epochs(monkeypatch)
     grid_search.main(grid_args(tmp_path / "a", tiny_split.root, *flags))
     assert len(epochs) == 1 and results(tmp_path / "a" / "results.csv") == reference
@@ -106,12 +110,12 @@ def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(ti
     epochs.clear()
     grid_search.main(grid_args(tmp_path / "b", tiny_split.root, *flags))
     assert len(epochs) == 2 and results(tmp_path / "b" / "results.csv") == reference
-    assert read_scalars(tmp_path / "b" / "runs" / RUNS[1]) == read_scalars(tmp_path / "ref" / "runs" / RUNS[1])
+    assert read_scalars(tmp_path / "b" / "runs" / runs[1]) == read_scalars(tmp_path / "ref" / "runs" / runs[1])
 
     # the longest run began on its own (train.py, or a grid without sharing) and was killed in its third epoch:
     # the two shorter runs, whose epochs it has passed, train on their own and it resumes
     args = grid_args(tmp_path / "c", tiny_split.root, *flags)
-    longest = grid.make_trials([1, 2, 3], [1e-3], [1e-4], [107], True)[2]
+    longest = grid_search.plan_trials(args, tiny_split.sha256)[2]
     with pytest.MonkeyPatch.context() as patch:
         kill_on_call(patch, engine, "train_one_epoch", 3)
         with pytest.raises(KeyboardInterrupt):
@@ -129,7 +133,7 @@ def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(ti
     epochs.clear()
     grid_search.main(grid_args(tmp_path / "d", tiny_split.root, *flags))
     assert len(epochs) == 1 + 3 and results(tmp_path / "d" / "results.csv") == reference
-    assert read_scalars(tmp_path / "d" / "runs" / RUNS[1]) == read_scalars(tmp_path / "ref" / "runs" / RUNS[1])
+    assert read_scalars(tmp_path / "d" / "runs" / runs[1]) == read_scalars(tmp_path / "ref" / "runs" / runs[1])
 
 
 PLANNED_VAL = [0.3, 0.5, 0.4, 0.5, 0.45, 0.9]  # best at epoch 2: with --patience 2 a run stops after epoch 4
@@ -150,11 +154,12 @@ def test_only_step_schedules_share_and_a_wrong_horizon_is_refused(tiny_split, tm
     assert not is_prefix(1, 3, warmup_epochs=1)  # a 1-epoch run cannot have a 1-epoch warm-up
     assert not is_prefix(2, 3, "cosine") and is_prefix(1, 3, "cosine")
     assert lr_factors(4, step_size=2, gamma=0.5) == [1.0, 1.0, 0.5, 0.5]
-    trials = grid.make_trials([1, 2, 3], [1e-3], [1e-4, 1e-2], [107], True)
     # cosine: only the 1-epoch run shares, its one epoch at the initial rate like the 3-epoch run's first
     for flags, expected in (([], [[1, 2, 3], [1, 2, 3]]), (["--schedule", "cosine"], [[1, 3], [2]] * 2),
                             (["--no-share-prefixes"], [[1], [2], [3]] * 2)):
-        groups = grid_search.plan_groups(trials, grid_args(tmp_path, tiny_split.root, *flags))
+        args = grid_args(tmp_path, tiny_split.root, "--epochs", 1, 2, 3, "--lr-base", 1e-4, 1e-2, *flags)
+        trials = grid_search.plan_trials(args, tiny_split.sha256)
+        groups = grid_search.plan_groups(trials, args)
         assert sorted([t.epochs for t in g] for g in groups) == sorted(expected), flags
         assert sorted(t.run_name for g in groups for t in g) == sorted(t.run_name for t in trials)
     with pytest.raises(UserError, match="not the first epochs"):

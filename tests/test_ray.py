@@ -62,7 +62,7 @@ def test_ray_backend_gives_the_sequential_rows_and_best_checkpoint(local_ray, ti
     ray_rows = sorted(read_rows(tmp_path / "ray" / "results.csv"), key=lambda r: r["Experiment"])
     assert [[r[c] for c in columns] for r in ray_rows] == [[r[c] for c in columns] for r in seq["rows"]]
     assert out["best"]["Run"] == seq["best"]["Run"]
-    chosen = [torch.load(tmp_path / d / "ckpt" / "best_scratch.pth", weights_only=True) for d in ("seq", "ray")]
+    chosen = [torch.load(tmp_path / d / "results_best_scratch.pth", weights_only=True) for d in ("seq", "ray")]
     assert all(torch.equal(chosen[0]["model"][k], chosen[1]["model"][k]) for k in chosen[0]["model"])
     reports = tune_reports(tmp_path / "ray" / "ckpt")  # every epoch reached Tune, then the test metrics
     assert sorted(reports) == sorted(r["Run"] for r in ray_rows)
@@ -118,8 +118,8 @@ def test_trials_that_keep_failing_are_named(local_ray, tiny_split, tmp_path):
     # --max-failures 0 and a split folder that is not there: the trial fails once and is given up
     args = grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "--max-failures", "0",
                      "--backend", "ray")
-    with pytest.raises(UserError, match=r"scratch_exp1_\S+_s107 \(.*rerun the same command"):
-        ray_tune.run_trials([grid.make_trials([1], [1e-3], [1e-4], [107], True)],
+    with pytest.raises(UserError, match=r"scratch_exp1_\S+_s107_[0-9a-f]{6} \(.*rerun the same command"):
+        ray_tune.run_trials([grid_search.plan_trials(args, tiny_split.sha256)],
                             args, broken_run_group, lambda trial, metrics: None)
 
 
@@ -187,7 +187,7 @@ def test_killed_driver_resumes_without_repeating_or_duplicating(tiny_split, tmp_
     rows = read_rows(results)
     assert sorted(r["Experiment"] for r in rows) == ["1", "2"]
     best = max(rows, key=lambda r: (float(r["Best_Val_Acc"]), -int(r["Experiment"])))
-    chosen = torch.load(tmp_path / "ckpt" / "best_scratch.pth", weights_only=True)
+    chosen = torch.load(tmp_path / "results_best_scratch.pth", weights_only=True)
     run = torch.load(tmp_path / "ckpt" / best["Run"] / "best.pth", weights_only=True)
     assert all(torch.equal(chosen["model"][k], run["model"][k]) for k in chosen["model"])
     assert len(list((tmp_path / "ckpt" / "ray_results").iterdir())) == 2  # one Tune experiment per invocation

@@ -89,16 +89,16 @@ def test_report_on_a_fake_grid(fake_grid, tmp_path, capsys, drawn, colours):
     for name in CURVE_FIGURES + EVAL_FIGURES:
         assert_png(out / name)
     # figures 1-3: one line per configuration; experiment 1's two seeds (final 0.80, 0.70) as their mean, in percent
-    seeds = "4 epochs, lr_fc 1e-3 / lr_base 1e-4 (mean of 2 seeds, band min-max)"
+    seeds = "Adam fc 1e-3 / base 1e-4, 4 ep (mean of 2 seeds, band min-max)"
     assert drawn["fig1_val_accuracy.png"][seeds] == (list(range(1, 5)), pytest.approx([18.75, 37.5, 56.25, 75.0]))
     assert drawn["fig2_train_loss.png"][seeds][1] == pytest.approx([2.0, 1.0, 2 / 3, 0.5])
     assert drawn["fig3_val_loss.png"][seeds][1] == pytest.approx([2.4, 1.2, 0.8, 0.6])
     # figures 4-6: the run chosen on validation (experiment 2), in its colour of figures 1-3
     (label,) = [k for k in drawn["fig4_best_vs_scratch_val_accuracy.png"] if k.startswith("fine-tuned")]
-    assert label.startswith("fine-tuned, experiment 2, seed 1:")
+    assert label == "fine-tuned, Adam fc 1e-3 / base 1e-5, 4 ep"
     assert drawn["fig4_best_vs_scratch_val_accuracy.png"][label][1][-1] == pytest.approx(78.0)
     assert colours["fig4_best_vs_scratch_val_accuracy.png"][label] == \
-        colours["fig1_val_accuracy.png"]["4 epochs, lr_fc 1e-3 / lr_base 1e-5"]
+        colours["fig1_val_accuracy.png"]["Adam fc 1e-3 / base 1e-5, 4 ep"]
     assert len(set(colours["fig1_val_accuracy.png"].values())) == 3  # three configurations, three colours
 
     md = (out / "RESULTS.md").read_text()
@@ -137,10 +137,10 @@ def test_epochs_restricts_the_curves_and_the_comparison(fake_grid, tmp_path, cap
     rows = table_rows((out / "RESULTS.md").read_text(), "## Grid search")
     assert len(rows) == len(TRIALS)  # the table keeps every run; only the figures are restricted
     assert {r[1]: r[0] for r in rows if r[0]} == {"2": "**best**", "3": "*figs 4-6*"}
-    assert list(drawn["fig1_val_accuracy.png"]) == ["lr_fc 5e-4 / lr_base 1e-4"]  # the 3-epoch run only
+    assert list(drawn["fig1_val_accuracy.png"]) == ["Adam fc 5e-4 / base 1e-4"]  # the 3-epoch run only
     assert [k for k in drawn["fig4_best_vs_scratch_val_accuracy.png"] if k.startswith("fine-tuned")] == [
-        "fine-tuned, experiment 3, seed 1: 3 epochs, lr_fc 5e-4 / lr_base 1e-4"]
-    assert not (out / "fig7_worst_classes.png").exists()
+        "fine-tuned, Adam fc 5e-4 / base 1e-4, 3 ep"]
+    assert (out / "fig7_worst_classes.png").exists()  # eval/ beside --runs
     with pytest.raises(UserError, match="no fine-tuned run with --epochs 7"):
         run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out, "--epochs", "7")
 
@@ -228,8 +228,8 @@ def test_compare_adds_runs_from_other_folders_to_figures_4_to_6(fake_grid, tmp_p
     for name, scale in zip(CURVE_FIGURES[3:], (100, 1, 1), strict=True):
         labels = list(drawn[name])
         assert labels[-2:] == ["ours, with augmentation", "known scratch"], labels
-        assert labels.count("from scratch: baseline_random_init") == 0  # a --compare run is drawn once
-        assert any(label.startswith("from scratch: ") for label in labels)  # the scratch runs of --runs stay
+        assert labels.count("scratch, 5 ep") == 0  # a --compare run is drawn once
+        assert any(label.startswith("scratch, ") for label in labels)  # the scratch runs of --runs stay
         epochs, values = drawn[name]["ours, with augmentation"]
         assert epochs == list(range(1, 7))
         tag = {100: "Accuracy/val", 1: "Loss/train" if "train" in name else "Loss/val"}[scale]
@@ -303,27 +303,42 @@ def test_eval_name_names_figures_7_and_8(fake_grid, tmp_path, monkeypatch, capsy
     assert [p for p in written if "fig7" in p or "fig8" in p] == [str(out / n) for n in names]
     assert not any((out / n).exists() for n in EVAL_FIGURES)
     md = (out / "RESULTS.md").read_text()
-    assert "**Figure 7.** The scratch model's 15 classes with the lowest accuracy" in md
+    assert "**Figure 7.** The scratch model's 5 classes with the lowest accuracy, of 5" in md
     assert f"]({names[1]})" in md
-    for argv, message in ((["--eval", fake_grid / "eval", "--eval-name", "a/b"], "--eval-name 'a/b' must be"),
-                          (["--eval-name", "scratch"], "there is no --eval folder")):
+    lonely = tmp_path / "lonely" / "runs"  # no eval/ beside it
+    write_run(lonely / "scratch", 2, 0.3, PUBLISHED_TAGS)
+    for runs, argv, message in ((fake_grid / "runs", ["--eval", fake_grid / "eval", "--eval-name", "a/b"],
+                                 "--eval-name 'a/b' must be"),
+                                (lonely, ["--eval-name", "scratch"], "there is no --eval folder")):
         with pytest.raises(UserError, match=message):
-            run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out, *argv)
+            run_report("--runs", runs, "--results", fake_grid / "results.csv", "--out", out, *argv)
 
 
-def test_defaults_read_runs_and_the_results_csv_and_eval_if_present_into_task1(tmp_path, monkeypatch):
+def test_defaults_read_runs_and_the_csv_and_eval_beside_it_into_reports_and_never_from_elsewhere(tmp_path,
+                                                                                                  monkeypatch):
     calls = []
-    monkeypatch.setattr(report, "write_report", lambda *a, **k: calls.append((a, k)) or [])
+    monkeypatch.setattr(report, "write_report", lambda *a, **k: calls.append(
+        (a, {key: k[key] for key in ("epochs", "eval_dir", "compare", "eval_name")})) or [])
     monkeypatch.chdir(tmp_path)
-    run_report()
+    run_report()  # nothing beside runs/: the run folders alone, no evaluation
     (tmp_path / "eval").mkdir()
-    run_report()
+    (tmp_path / "grid_search_results.csv").write_text("")
+    run_report()  # both beside runs/
+    elsewhere = tmp_path / "other" / "published"
+    elsewhere.mkdir(parents=True)
+    run_report("--runs", elsewhere)  # the local eval/ and CSV are not beside it: never read
+    (elsewhere / "grid_search_results.csv").write_text("")  # the published folder holds its CSV
+    (tmp_path / "other" / "eval").mkdir()
+    run_report("--runs", elsewhere)
     (tmp_path / "mine").mkdir()
     run_report("--runs", "R", "--results", "X.csv", "--out", "O", "--epochs", 30, 20, "--eval", "mine",
                "--eval-name", "n")
-    defaults = ("runs", "grid_search_results.csv", "task1")
-    assert calls == [(defaults, {"epochs": None, "eval_dir": None, "compare": [], "eval_name": None}),
-                     (defaults, {"epochs": None, "eval_dir": "eval", "compare": [], "eval_name": None}),
+    none = {"epochs": None, "compare": [], "eval_name": None}
+    assert calls == [(("runs", None, "reports"), {**none, "eval_dir": None}),
+                     (("runs", "grid_search_results.csv", "reports"), {**none, "eval_dir": "eval"}),
+                     ((str(elsewhere), None, "reports"), {**none, "eval_dir": None}),
+                     ((str(elsewhere), str(elsewhere / "grid_search_results.csv"), "reports"),
+                      {**none, "eval_dir": str(tmp_path / "other" / "eval")}),
                      (("R", "X.csv", "O"), {"epochs": [30, 20], "eval_dir": "mine", "compare": [], "eval_name": "n"})]
 
 

@@ -61,7 +61,7 @@ def test_test_accuracy_everywhere_scores_best_pth_not_the_last_epoch(unbalanced_
 
     monkeypatch.undo()
     scored = evaluate.main(evaluate.get_args_parser().parse_args(
-        ["--ckpt", str(tmp_path / "ckpt" / "best_scratch.pth"), "--device", "cpu", "--out", str(tmp_path / "eval")]))
+        ["--ckpt", str(tmp_path / "results_best_scratch.pth"), "--device", "cpu", "--out", str(tmp_path / "eval")]))
     row, = read_rows(tmp_path / "results.csv")
     assert scored["test_acc"] == metrics["test_acc"] and row["Test_Acc"] == f"{metrics['test_acc']:.4f}"
     assert scored["test_mean_class_acc"] == metrics["test_mean_class_acc"]
@@ -104,17 +104,17 @@ def test_fine_tuned_and_scratch_grids_keep_their_own_best(tiny_split, tmp_path, 
     ckpt = tmp_path / "ckpt"
     scratch = grid_search.main(grid_search.get_args_parser().parse_args(
         grid_flags(tmp_path, tiny_split.root, "--lr-base", 1e-4)))
-    assert not (ckpt / "best.pth").exists()
-    scratch_bytes = (ckpt / "best_scratch.pth").read_bytes()
+    assert not (tmp_path / "results_best.pth").exists()
+    scratch_bytes = (tmp_path / "results_best_scratch.pth").read_bytes()
     flags = [f for f in grid_flags(tmp_path, tiny_split.root, "--lr-base", 1e-4) if f != "--scratch"]
     tuned = grid_search.main(grid_search.get_args_parser().parse_args([*flags, "--weights", str(planted_weights)]))
-    assert (ckpt / "best_scratch.pth").read_bytes() == scratch_bytes  # untouched by the fine-tuned grid
-    kept = torch.load(ckpt / "best.pth", weights_only=True)
+    assert (tmp_path / "results_best_scratch.pth").read_bytes() == scratch_bytes  # untouched by the fine-tuned grid
+    kept = torch.load(tmp_path / "results_best.pth", weights_only=True)
     assert kept["hparams"]["scratch"] is False
     assert same_weights(kept["model"], torch.load(ckpt / tuned["best"]["Run"] / "best.pth", weights_only=True)["model"])
     assert scratch["best"]["Run"] != tuned["best"]["Run"]
     # and the other way round: a second scratch grid leaves the fine-tuned best.pth alone
-    tuned_bytes = (ckpt / "best.pth").read_bytes()
+    tuned_bytes = (tmp_path / "results_best.pth").read_bytes()
     grid_search.main(grid_search.get_args_parser().parse_args(
         grid_flags(tmp_path, tiny_split.root, "--lr-base", 1e-4, "--fresh")))
-    assert (ckpt / "best.pth").read_bytes() == tuned_bytes
+    assert (tmp_path / "results_best.pth").read_bytes() == tuned_bytes

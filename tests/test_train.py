@@ -41,7 +41,9 @@ def test_two_epoch_scratch_run_logs_checkpoints_and_metrics(tiny_split, tmp_path
     assert saved == metrics and saved["test_n"] == 24
     assert set(saved) == {  # README "Metric names": {split}_{metric}, then the run's own facts
         "test_loss", "test_acc", "test_mean_class_acc", "test_top5", "test_n", "best_val_acc", "val_mean_class_acc",
-        "best_epoch", "epochs", "epochs_run", "stopped_early", "train_seconds", "peak_rss_mb", "run", "best_checkpoint"}
+        "best_epoch", "epochs", "epochs_run", "stopped_early", "train_seconds", "peak_rss_mb", "run", "best_checkpoint",
+        "device", "precision"}
+    assert (saved["device"], saved["precision"]) == ("cpu", runtime.decide(torch.device("cpu")).dtype)
     assert set(last["history"][0]) == {"epoch", "lr_base", "lr_fc", *(f"{split}_{metric}" for split in ("train", "val")
                                        for metric in ("loss", "acc", "mean_class_acc", "top5", "n"))}
     assert saved["best_val_acc"] == pytest.approx(max(v for _, v in scalars["Accuracy/val"]))

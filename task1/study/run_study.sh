@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The from-scratch study of task1/README.md section 6.3, one train.py run after another, resumable:
+# rerun this script after a kill and it skips finished runs (metrics.json) and resumes the rest.
+#   nohup bash task1/study/run_study.sh screen > study.log 2>&1 &     # stage 1: 112 px screening
+#   bash task1/study/run_study.sh seeds RECIPE                        # stage 2: 224 px, seeds 107-109
+#   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 60 and 120 epochs
+# Every run: --scratch, seed 107 unless said, 2 CPU threads, logs in runs/study, checkpoints in checkpoints/study.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+COMMON=(--scratch --device cpu --threads 2 --logdir runs/study --ckpt-dir checkpoints/study)
+FAIR=(--optimizer adamw --weight-decay 0.05 --schedule cosine --warmup-epochs 1 --label-smoothing 0.1
+      --train-crop resized --min-scale 0.35)
+
+declare -A RECIPES=(
+  [published]=""
+  [adam1e-3]="--lr-base 1e-3"
+  [adamw1e-3]="--lr-fc 1e-3 --lr-base 1e-3 ${FAIR[*]}"
+  [adamw2e-3]="--lr-fc 2e-3 --lr-base 2e-3 ${FAIR[*]}"
+  [adamw4e-3]="--lr-fc 4e-3 --lr-base 4e-3 ${FAIR[*]}"
+  [sgd0.1]="--lr-fc 0.1 --lr-base 0.1 --optimizer sgd --momentum 0.9 --weight-decay 5e-4 --schedule cosine
+            --warmup-epochs 1 --label-smoothing 0.1 --train-crop resized --min-scale 0.35"
+  [adamw1e-3_scale0.08]="--lr-fc 1e-3 --lr-base 1e-3 ${FAIR[*]} --min-scale 0.08"
+  [adamw1e-3_trivial]="--lr-fc 1e-3 --lr-base 1e-3 ${FAIR[*]} --auto-augment trivial"
+  [adamw1e-3_cutmix]="--lr-fc 1e-3 --lr-base 1e-3 ${FAIR[*]} --cutmix 1.0"
+  [adamw1e-3_ls0]="--lr-fc 1e-3 --lr-base 1e-3 ${FAIR[*]} --label-smoothing 0"
+)
+SCREEN=(published adam1e-3 adamw1e-3 adamw2e-3 adamw4e-3 sgd0.1 adamw1e-3_scale0.08 adamw1e-3_trivial
+        adamw1e-3_cutmix adamw1e-3_ls0)
+
+run() {  # run NAME FLAGS...: train, resume, or skip a finished run
+  local name=$1; shift
+  if [[ -f checkpoints/study/$name/metrics.json ]]; then echo "== $name: done"; return; fi
+  local resume=()
+  [[ -f checkpoints/study/$name/last.pth ]] && resume=(--resume)
+  echo "== $name: $* $(date +%H:%M:%S)"
+  mkdir -p checkpoints/study/$name
+  python train.py "${COMMON[@]}" "$@" --run-name "$name" "${resume[@]}" 2>&1 \
+    | grep --line-buffered -v -E '^\s*$|it/s\]|s/it\]' | tee -a "checkpoints/study/$name/console.log"
+}
+
+case "${1:-screen}" in
+  screen) for r in "${SCREEN[@]}"; do run "s112_$r" --image-size 112 --epochs 30 ${RECIPES[$r]}; done ;;
+  seeds)  for s in 107 108 109; do run "s224_${2}_s$s" --image-size 224 --epochs 30 --seed "$s" ${RECIPES[$2]}; done ;;
+  curve)  for e in 60 120; do run "s112_${2}_ep$e" --image-size 112 --epochs "$e" ${RECIPES[$2]}; done ;;
+  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE" >&2; exit 2 ;;
+esac
