@@ -17,7 +17,7 @@ import torch
 
 import train
 from caltech import bench, cache, runtime
-from caltech.model import DEFAULT_MODEL, resolve_weights
+from caltech.model import DEFAULT_MODEL
 from caltech.split import read_split
 from caltech.utils import UserError, atomic_write_text, run_cli, select_device
 
@@ -54,7 +54,15 @@ def get_args_parser(add_help=True):
 def main(args):
     if bool(args.data) == bool(args.synthetic):
         raise UserError("give exactly one of --data DIR and --synthetic")
-    resolve_weights(args.model)  # an unknown --model fails before any image is generated
+    for key, smallest in (("classes", 2), ("per_class", 6), ("steps", 0), ("batch_size", 1)):
+        if getattr(args, key) < smallest:
+            raise UserError(f"{train.flag(key)} {getattr(args, key)} is out of range: it must be at least {smallest}")
+    train.check_value("threads", args.threads)
+    train.check_value("eval_batch_size", args.eval_batch_size)
+    smallest = train.min_image_size(args.model)  # an unknown --model fails here, before any image is generated
+    if args.image_size < smallest:
+        raise UserError(f"--image-size {args.image_size} is too small for {args.model}: it takes at least "
+                        f"{smallest} pixels")
     device = select_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

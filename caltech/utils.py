@@ -91,7 +91,12 @@ def seed_everything(seed):
 def select_device(name=None):
     """CUDA, else Apple MPS, else CPU (with a notice that says in what precision); `name` overrides."""
     if name:
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise UserError(f"--device {name} is not a device; use cuda, cuda:1, mps or cpu") from None
+        if device.type not in ("cuda", "mps", "cpu"):
+            raise UserError(f"--device {name} is not supported; use cuda, cuda:1, mps or cpu")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UserError(f"--device {name} was asked for, but CUDA is not available on this machine")
         if device.type == "mps" and not torch.backends.mps.is_available():

@@ -238,3 +238,17 @@ def test_ctrl_c_in_a_grid_says_which_runs_are_finished_and_to_rerun_it(tiny_spli
     assert f"1 of this grid's 2 runs are finished in {tmp_path / 'results.csv'}" in message
     assert message.endswith("resume it with: the same grid_search.py command")
     assert len(read_rows(tmp_path / "results.csv")) == 1 and len(list((tmp_path / "ckpt").iterdir())) == 1
+
+
+def test_bench_and_device_values_are_refused_in_one_sentence_before_any_work(capsys):
+    import bench
+    for flags, phrase in ((["--steps", "-1"], "--steps -1 is out of range"),
+                          (["--batch-size", "0"], "--batch-size 0 is out of range"),
+                          (["--image-size", "7"], "--image-size 7 is too small for resnet18"),
+                          (["--per-class", "3"], "--per-class 3 is out of range"),
+                          (["--device", "foo"], "--device foo is not a device")):
+        code, err = refused(bench.main, bench.get_args_parser(), ["--synthetic", *flags], capsys)
+        assert code == 2 and err.startswith("error: ") and phrase in err, (flags, err)
+        assert "generating" not in capsys.readouterr().out  # refused before any image is made
+    code, err = refused(train.main, train.get_args_parser(), ["--device", "meta", "--scratch"], capsys)
+    assert code == 2 and "--device meta is not supported" in err
