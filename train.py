@@ -204,8 +204,10 @@ TAGS = {"model": "{}", "weights_name": "{}", "train_crop": "crop-{}", "min_scale
 
 
 def recipe_tag(args):
-    """The non-default recipe settings of `args` as a name part, e.g. 'px112_adamw_wd0.05' ('' for the
-    published recipe); options that do nothing in this recipe (SGD momentum for Adam, ...) are left out."""
+    """The non-default recipe options of `args` (TAGS) as a name part, e.g. 'adamw_wd0.05' ('' for the
+    published recipe); options that do nothing in this recipe (SGD momentum for Adam, ...) are left out.
+    Image size, batch size and the StepLR settings are not tagged: a grid's run names end in a digest of the
+    full recipe instead (caltech.grid.Trial.run_name)."""
     defaults = vars(get_args_parser().parse_args([]))
     unused = {"min_scale": args.train_crop != "resized", "momentum": args.optimizer != "sgd",
               "weights_name": args.weights_name is None or args.weights_name == resolve_weights(args.model).name}

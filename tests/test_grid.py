@@ -213,7 +213,7 @@ def test_two_grid_processes_on_one_csv_lose_no_row(tmp_path):
     assert len(rows) == 80 and len({(r["Seed"], r["LR_Base"]) for r in rows}) == 80
 
 
-# README: the train.py flags a grid passes to every run, each with a value that is not train.py's default
+# docs/FLAGS.md: the train.py flags a grid passes to every run, each with a value that is not train.py's default
 PASS_THROUGH = {"--data": "d", "--source": "s", "--loader": "pil", "--cache-dir": "c", "--image-size": "48",
                 "--model": "resnet50", "--weights-name": "IMAGENET1K_V2", "--weights": "w.pth", "--batch-size": "5",
                 "--step-size": "3", "--gamma": "0.5", "--train-crop": "resized", "--min-scale": "0.3",

@@ -39,7 +39,7 @@ def test_two_epoch_scratch_run_logs_checkpoints_and_metrics(tiny_split, tmp_path
 
     saved = json.loads((tmp_path / "ckpt" / "r" / "metrics.json").read_text())
     assert saved == metrics and saved["test_n"] == 24
-    assert set(saved) == {  # README "Metric names": {split}_{metric}, then the run's own facts
+    assert set(saved) == {  # docs/FLAGS.md "Outputs": {split}_{metric}, then the run's own facts
         "test_loss", "test_acc", "test_mean_class_acc", "test_top5", "test_n", "best_val_acc", "val_mean_class_acc",
         "best_epoch", "epochs", "epochs_run", "stopped_early", "train_seconds", "peak_rss_mb", "run", "best_checkpoint",
         "device", "precision"}
@@ -100,11 +100,17 @@ def test_resumed_run_equals_uninterrupted_run(tiny_split, tmp_path, loader):
     assert metrics["test_acc"] == json.loads((tmp_path / "ckpt" / "straight" / "metrics.json").read_text())["test_acc"]
 
 
-def test_resume_refuses_a_changed_recipe_and_a_missing_run(tiny_split, tmp_path):
+def test_resume_refuses_a_changed_recipe_another_split_and_a_missing_run(tiny_split, tmp_path):
     train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "r"))
     with pytest.raises(UserError, match="--lr-fc 0.5 differs"):
         train.main(train_args(tmp_path, tiny_split.root, "--run-name", "r", "--resume", "--lr-fc", 0.5))
-    with pytest.raises(UserError, match="does not exist"):
+    other = tmp_path / "other"  # the same classes and files, another assignment to train / val / test
+    shutil.copytree(tiny_split.root, other)
+    header, first, second, *rest = (other / "split.csv").read_text().splitlines()
+    (other / "split.csv").write_text("\n".join([header, second, first, *rest]) + "\n")
+    with pytest.raises(UserError, match=f"the split {other} differs from the one run r was trained on"):
+        train.main(train_args(tmp_path, other, "--run-name", "r", "--resume"))
+    with pytest.raises(UserError, match="--resume: run other has no"):
         train.main(train_args(tmp_path, tiny_split.root, "--run-name", "other", "--resume"))
     with pytest.raises(UserError, match="already exists"):
         train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "r"))

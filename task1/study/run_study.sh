@@ -4,6 +4,7 @@
 #   nohup bash task1/study/run_study.sh screen > study.log 2>&1 &     # stage 1: 112 px screening
 #   bash task1/study/run_study.sh seeds RECIPE                        # stage 2: 224 px, seeds 107-109
 #   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 60 and 120 epochs
+#   bash task1/study/run_study.sh collect                             # finished runs' records into task1/study/
 # Every run: --scratch, seed 107 unless said, 2 CPU threads, logs in runs/study, checkpoints in checkpoints/study.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,5 +43,12 @@ case "${1:-screen}" in
   screen) for r in "${SCREEN[@]}"; do run "s112_$r" --image-size 112 --epochs 30 ${RECIPES[$r]}; done ;;
   seeds)  for s in 107 108 109; do run "s224_${2}_s$s" --image-size 224 --epochs 30 --seed "$s" ${RECIPES[$2]}; done ;;
   curve)  for e in 60 120; do run "s112_${2}_ep$e" --image-size 112 --epochs "$e" ${RECIPES[$2]}; done ;;
-  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE" >&2; exit 2 ;;
+  collect)  # events, hparams.json, console log and metrics.json of every finished run; no checkpoint
+    for done in checkpoints/study/*/metrics.json; do
+      name=$(basename "$(dirname "$done")")
+      mkdir -p "task1/study/$name"
+      cp "runs/study/$name"/events.out.tfevents.* "runs/study/$name/hparams.json" "task1/study/$name/"
+      cp "checkpoints/study/$name/metrics.json" "checkpoints/study/$name/console.log" "task1/study/$name/"
+    done ;;
+  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | collect" >&2; exit 2 ;;
 esac
