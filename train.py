@@ -487,7 +487,9 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
 
 def interruption(args, state, saved):
     """What a Ctrl-C during run `args.run_name` kept, and the command that goes on from there."""
-    where = f"run {args.run_name} was interrupted in epoch {min(state['epoch'] + 1, args.epochs)} of {args.epochs}"
+    where = f"run {args.run_name} was interrupted in epoch {state['epoch'] + 1} of {args.epochs}"
+    if saved == args.epochs or patience_ran_out(state, args.patience):
+        where = f"run {args.run_name} was interrupted after its last epoch, before its test evaluation finished"
     if saved == 0:
         return f"{where} before any epoch finished: nothing was saved and its folders were removed"
     best = f", best.pth from epoch {state['best_epoch'] + 1}" if state["best_epoch"] >= 0 else ""

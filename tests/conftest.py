@@ -16,6 +16,12 @@ REAL_DATA = ROOT.parent / "shared" / "caltech101" / "101_ObjectCategories"
 ORIGINAL_RUNS = ROOT.parent / "shared" / "original_runs"
 REAL_URLOPEN = urllib.request.urlopen  # for the one test that serves a download from localhost
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One test process per core (pyproject.toml): one torch thread each, and in the scripts they start, since
+    # OpenMP threads waiting for a core that another process holds slow a run many times over.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 def make_image_folder(root, classes=("ant", "bee", "cat"), per_class=12, size=(48, 40), seed=0, grey_every=5):
     """Class folders of small JPEGs; each class has its own colour so a tiny model can learn it.
