@@ -140,8 +140,9 @@ def main(args):
     hp, classes = ckpt["hparams"], ckpt["classes"]
     device = select_device(args.device)
     model = from_checkpoint(ckpt, path)
-    model.to(device, memory_format=runtime.memory_format(device))
-    ctx, _, _ = runtime.precision(device, hp.get("amp", True))
+    rt = runtime.decide(device, hp.get("amp", True), args.batch_size)  # the run's precision, this device's layout
+    model.to(device, memory_format=rt.memory_format)
+    ctx = rt.ctx
     tta = hp.get("tta", False) if args.tta is None else args.tta
     k = min(args.topk, len(classes))
     # the checkpoint's evaluation transform: the images evaluate.py scores, decoded from files

@@ -223,7 +223,8 @@ def default_run_name(args):
 
 
 def restore_recipe(args, saved):
-    """On --resume, take the run's saved recipe; refuse a flag given explicitly with another value."""
+    """On --resume, take the run's saved recipe; refuse a flag whose value is neither the run's nor the default
+    (a flag given at its default cannot be told from one not given, so it is taken as not given)."""
     defaults = vars(get_args_parser().parse_args([]))
     for key in RECIPE:
         value = saved.get(key, defaults[key])  # a run saved before an option existed ran without it

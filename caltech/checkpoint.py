@@ -56,8 +56,9 @@ def snapshot(state):
 class BackgroundSaver:
     """Writes checkpoints on one thread, in order, so the next epoch starts at once.
 
-    Serialising `last.pth` (weights and Adam state, about 180 MB with `best.pth`) takes a fraction of
-    a second: next to a GPU epoch of a second or two that is worth hiding. At most `max_pending`
+    Serialising `last.pth` (weights and Adam state, about 180 MB with `best.pth`) takes 0.2-0.6 s on the
+    2-core dev machine (docs/BENCHMARKS.md): little next to a CPU epoch, but a GPU epoch could be short
+    enough for it to matter, so it is hidden (the gain on a GPU is not measured). At most `max_pending`
     writes wait; `close()` (also on Ctrl-C, via train.py's `finally`) finishes them all.
     """
 

@@ -1,7 +1,7 @@
 """Every device-dependent choice, made once here from the device and the flags.
 
-train.py, evaluate.py, predict.py and bench.py build a `Runtime` with `decide()` and pass it on; the
-loaders ask `memory_format()` and `cache_on_device()`. What each device gets, and why:
+train.py, evaluate.py and predict.py build a `Runtime` with `decide()`; bench.py measures these choices
+one by one; the loaders ask `memory_format()` and `cache_on_device()`. What each device gets, and why:
 
 - CUDA: bf16 autocast (fp16 with loss scaling where bf16 is unsupported), channels_last, the uint8
   caches on the GPU, eval batches of 256.

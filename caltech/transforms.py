@@ -152,14 +152,16 @@ class BatchTransform:
         if self.one_gather:
             x = gather_crops(images, index, params, size) if params else images[index.to(images.device)]
             return x.float().mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)
-        x = torch.empty((n, 3, size, size), memory_format=self.memory_format)
+        # Filled contiguous, one block per image, and converted to channels_last once: copying each image
+        # into a channels_last batch went one strided channel slice at a time, 4x slower.
+        x = torch.empty((n, 3, size, size))
         scale, shift = self.scale[0], self.shift[0]
         offsets = [p.tolist() for p in params] if params else ([0] * n, [0] * n, [False] * n)
         for k, (i, top, left, flip) in enumerate(zip(index.tolist(), *offsets, strict=True)):
             view = images[i, :, top:top + size, left:left + size]
             # normalised image by image while it is still in cache: faster than a pass over the batch
             x[k].copy_(view.flip(2) if flip else view).mul_(scale).add_(shift)
-        return x
+        return x.contiguous(memory_format=self.memory_format)
 
     def augmented(self, images, index, generator):
         """The optional augmentations: crop (resized or not) and flip, then the policy per uint8 image.

@@ -2,8 +2,8 @@
 # The from-scratch study of task1/README.md section 6.3, one train.py run after another, resumable:
 # rerun this script after a kill and it skips finished runs (metrics.json) and resumes the rest.
 #   nohup bash task1/study/run_study.sh screen > study.log 2>&1 &     # stage 1: 112 px screening
-#   bash task1/study/run_study.sh seeds RECIPE                        # stage 2: 224 px, seeds 107-109
-#   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 60 and 120 epochs
+#   bash task1/study/run_study.sh seeds RECIPE                        # stage 2: 224 px, seeds 107-109 (a grid)
+#   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 30/60/120 epochs (a grid)
 #   bash task1/study/run_study.sh collect                             # finished runs' records into task1/study/
 # Every run: --scratch, seed 107 unless said, 2 CPU threads, logs in runs/study, checkpoints in checkpoints/study.
 set -euo pipefail
@@ -13,8 +13,8 @@ FAIR=(--optimizer adamw --weight-decay 0.05 --schedule cosine --warmup-epochs 1 
       --train-crop resized --min-scale 0.35)
 
 declare -A RECIPES=(
-  [published]=""
-  [adam1e-3]="--lr-base 1e-3"
+  [published]="--lr-fc 1e-3 --lr-base 1e-4"
+  [adam1e-3]="--lr-fc 1e-3 --lr-base 1e-3"
   [adamw1e-3]="--lr-fc 1e-3 --lr-base 1e-3 ${FAIR[*]}"
   [adamw2e-3]="--lr-fc 2e-3 --lr-base 2e-3 ${FAIR[*]}"
   [adamw4e-3]="--lr-fc 4e-3 --lr-base 4e-3 ${FAIR[*]}"
@@ -41,8 +41,11 @@ run() {  # run NAME FLAGS...: train, resume, or skip a finished run
 
 case "${1:-screen}" in
   screen) for r in "${SCREEN[@]}"; do run "s112_$r" --image-size 112 --epochs 30 ${RECIPES[$r]}; done ;;
-  seeds)  for s in 107 108 109; do run "s224_${2}_s$s" --image-size 224 --epochs 30 --seed "$s" ${RECIPES[$2]}; done ;;
-  curve)  for e in 60 120; do run "s112_${2}_ep$e" --image-size 112 --epochs "$e" ${RECIPES[$2]}; done ;;
+  # stages 2 and 3 are grids: their results CSVs hold each run's full recipe, and rerunning resumes them
+  seeds)  python grid_search.py "${COMMON[@]}" --image-size 224 --epochs 30 --seeds 107 108 109 ${RECIPES[$2]} \
+            --results task1/study/seeds.csv ;;
+  curve)  python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 30 60 120 ${RECIPES[$2]} \
+            --results task1/study/curve.csv ;;
   collect)  # events, hparams.json, console log and metrics.json of every finished run; no checkpoint
     for done in checkpoints/study/*/metrics.json; do
       name=$(basename "$(dirname "$done")")
