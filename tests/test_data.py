@@ -146,7 +146,8 @@ def test_both_loaders_learn_the_same(tmp_path):
     build_split(src, tmp_path / "split", train_per_class=16, val_per_class=4)
     accs = {}
     for kind in ("cached", "pil"):
-        metrics = train.main(train_args(tmp_path, tmp_path / "split", "--scratch", "--epochs", 4, "--loader", kind,
+        # 6 epochs: after 4 the PIL run's accuracy still swung with the thread count (0.69 with one, 0.88 with two)
+        metrics = train.main(train_args(tmp_path, tmp_path / "split", "--scratch", "--epochs", 6, "--loader", kind,
                                         "--lr-base", 1e-3, "--run-name", kind))
         accs[kind] = metrics["test_acc"]
     assert min(accs.values()) >= 0.6, accs  # chance is 0.25

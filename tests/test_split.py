@@ -121,11 +121,11 @@ def test_cli_flags_reach_the_split(messy, tmp_path, monkeypatch):
 
 
 def test_a_class_needs_train_per_class_plus_one_usable_images(tmp_path):
-    root = make_image_folder(tmp_path / "src", classes=("enough",), per_class=9)  # 8 + 1: kept, one test image
+    root = make_image_folder(tmp_path / "src", classes=("also", "enough"), per_class=9)  # 8 + 1: kept, one test image
     make_image_folder(root, classes=("short",), per_class=8, seed=1)  # 8: skipped
     summary = build_split(root, tmp_path / "split", train_per_class=8, val_per_class=3, workers=1)
-    assert summary.classes == ["enough"] and summary.skipped == {"short": 8}
-    assert summary.counts == {"train": 5, "val": 3, "test": 1}
+    assert summary.classes == ["also", "enough"] and summary.skipped == {"short": 8}
+    assert summary.counts == {"train": 10, "val": 6, "test": 2}
 
 
 def test_each_class_is_its_seeded_shuffle_first_train_then_val_then_test(tmp_path):
