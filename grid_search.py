@@ -42,9 +42,10 @@ def get_args_parser(add_help=True):
     group = parser.add_argument_group("the grid (published values by default)")
     group.add_argument("--epochs", type=int, nargs="+", default=[20, 30], help="epochs values (default: 20 30)")
     group.add_argument("--lr-fc", type=float, nargs="+", default=None,
-                       help="learning rates of the new fc (default: 1e-3 5e-4)")
+                       help=f"learning rates of the new fc (default: {' '.join(map(str, PUBLISHED_LR_FC))})")
     group.add_argument("--lr-base", type=float, nargs="+", default=None,
-                       help="learning rates of the other layers, crossed with --lr-fc (default: 1e-4 1e-5)")
+                       help="learning rates of the other layers, crossed with --lr-fc "
+                            f"(default: {' '.join(map(str, PUBLISHED_LR_BASE))})")
     group.add_argument("--lr", type=float, nargs="+", default=None,
                        help="one learning rate for every layer (lr_fc = lr_base), one run per value, instead of "
                             "--lr-fc x --lr-base: for training from scratch, where a lower body rate has nothing "

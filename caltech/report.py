@@ -6,7 +6,6 @@ and only from where report.py is told, so no figure mixes in a run from elsewher
     write_report("runs", "grid_search_results.csv", "reports", epochs=[30], eval_dir="eval", defaults=recipe)
     write_report("runs", None, "reports")     # no results CSV: the run folders alone
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,15 +41,6 @@ def parse_compare(value):
 
 # ---- what each run is ----
 
-def settings_cell(row):
-    """A results row's Settings (its full recipe as JSON) as a dict; {} where the row has none (older files)."""
-    try:
-        settings = json.loads(row.get("Settings") or "{}")
-    except ValueError:
-        return {}
-    return settings if isinstance(settings, dict) else {}
-
-
 def run_settings(run, defaults):
     """The settings a run's label is made of: what its hparams.json or Settings cell records, else what its
     results row's columns (and Recipe cell) or its folder's name (scratch*, the default run names) say. Settings
@@ -65,7 +55,7 @@ def run_settings(run, defaults):
             "scratch": row.get("Scratch", "False") == "True"}
     if row.get("Seed"):
         said["seed"] = int(row["Seed"])
-    recorded = {**settings_cell(row), **recorded}
+    recorded = {**grid.row_settings(row), **recorded}
     if recorded:
         return {**recipe, **said, **recorded}
     # Only the Recipe cell (train.recipe_tag's name part) tells this row's options: the optimizer for the label's
@@ -367,7 +357,7 @@ def published_records(results, listed, found, catalogue, defaults):
     records = []
     if results and results.ours:
         records += [{c: float(r.row[c]) for c in ("Epochs", "LR_FC", "LR_Base", *reproduce.METRICS)}
-                    for r in listed if reproduce.published_recipe_row(r.row, settings_cell(r.row))]
+                    for r in listed if reproduce.published_recipe_row(r.row, grid.row_settings(r.row))]
     for run in found:
         recorded = {k: v for k, v in run.hparams.items() if k in defaults}
         if recorded and has_metrics(run) and reproduce.published_recipe_settings(recorded, defaults):

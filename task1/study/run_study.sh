@@ -46,12 +46,15 @@ case "${1:-screen}" in
             --results task1/study/seeds.csv ;;
   curve)  python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 30 60 120 ${RECIPES[$2]} \
             --results task1/study/curve.csv ;;
-  collect)  # events, hparams.json, console log and metrics.json of every finished run; no checkpoint
+  collect)  # events, hparams.json, console log and metrics.json of every finished run (no checkpoint):
+    # stage 1 into task1/study/screen/, the grids' runs into task1/study/grids/
     for done in checkpoints/study/*/metrics.json; do
       name=$(basename "$(dirname "$done")")
-      mkdir -p "task1/study/$name"
-      cp "runs/study/$name"/events.out.tfevents.* "runs/study/$name/hparams.json" "task1/study/$name/"
-      cp "checkpoints/study/$name/metrics.json" "checkpoints/study/$name/console.log" "task1/study/$name/"
+      dest=task1/study/$([[ $name == s112_* ]] && echo screen || echo grids)/$name
+      mkdir -p "$dest"
+      cp "runs/study/$name"/events.out.tfevents.* "runs/study/$name/hparams.json" "checkpoints/study/$name/metrics.json" \
+         "$dest/"
+      [[ -f checkpoints/study/$name/console.log ]] && cp "checkpoints/study/$name/console.log" "$dest/"
     done ;;
   *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | collect" >&2; exit 2 ;;
 esac
