@@ -122,11 +122,6 @@ def read_results(path):
     return Results(path, frame, frame.to_dict("records"), ours)
 
 
-def finetuned(rows):
-    """Rows of the fine-tuning grid: our CSV may also hold a --scratch grid's rows."""
-    return [r for r in rows if r.get("Scratch", "False") != "True"]
-
-
 def describe(row):
     seed = f", seed {row['Seed']}" if row.get("Seed") else ""
     return f"experiment {row['Experiment']}{seed}"
