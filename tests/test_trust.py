@@ -145,7 +145,7 @@ def test_grid_refuses_its_own_bad_values_before_the_first_run(tiny_split, tmp_pa
 
 
 def test_a_split_with_one_class_is_refused_when_made_and_when_trained_on(tiny_split, tmp_path):
-    make_image_folder(tmp_path / "one", classes=("ant",), per_class=12)
+    make_image_folder(tmp_path / "one", classes=("ant",), per_class=32)  # enough for the default protocol
     with pytest.raises(UserError, match="needs at least 2"):
         split_dataset.main(split_dataset.get_args_parser().parse_args(
             ["--source", str(tmp_path / "one"), "--out", str(tmp_path / "split1")]))
