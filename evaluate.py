@@ -12,22 +12,20 @@ from pathlib import Path
 
 from torch import nn
 
-from caltech import cache, checkpoint, engine, runtime, tables
+from caltech import cache, checkpoint, engine, tables
 from caltech.datasets import build_loader
-from caltech.model import from_checkpoint
+from caltech.model import load_for_inference
 from caltech.split import read_split
-from caltech.utils import UserError, atomic_write_text, run_cli, select_device
-
-CKPT_DIR = checkpoint.CKPT_DIR
+from caltech.utils import UserError, atomic_write_text, run_cli
 
 
 def get_args_parser(add_help=True):
     parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("what to evaluate")
-    group.add_argument("--ckpt", default="best.pth",
-                       help=f"checkpoint file; a bare name that is not a file is looked up in {CKPT_DIR}/ "
-                            "(default: best.pth, the grid's choice)")
+    group.add_argument("--ckpt", default=checkpoint.CHOSEN[False],
+                       help=f"checkpoint file; a bare name that is not a file is looked up in {checkpoint.CKPT_DIR}/ "
+                            f"(default: {checkpoint.CHOSEN[False]}, the grid's choice)")
     group.add_argument("--data", default=None,
                        help="split folder (default: the one the checkpoint was trained on)")
     group.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default: test)")
@@ -66,29 +64,21 @@ def main(args):
         if getattr(args, key) is not None and getattr(args, key) < smallest:
             raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} is out of range: it must be at least "
                             f"{smallest}")
-    path = checkpoint.resolve(args.ckpt)
-    ckpt = checkpoint.load(path)
-    run = argparse.Namespace(**ckpt["hparams"])  # the run's own settings, then this command's overrides
-    for key in ("data", "loader", "eval_batch_size", "cache_dir", "workers"):
+    # the run's eval batch (or --eval-batch-size): the same batches give the run's test figures to the last digit
+    path, ckpt, run, model, rt = load_for_inference(args.ckpt, args.device, args.eval_batch_size)
+    run.eval_batch_size = rt.eval_batch_size
+    for key in ("data", "loader", "cache_dir", "workers"):  # the run's own settings, then this command's overrides
         if getattr(args, key) is not None:
             setattr(run, key, getattr(args, key))
     if args.data is not None and args.cache_dir is None:
         run.cache_dir = cache.default_dir(args.data)
-    device = select_device(args.device)
     split = read_split(run.data)
     if split.classes != ckpt["classes"]:
         raise UserError(f"the classes of {run.data} ({len(split.classes)}) do not match the {len(ckpt['classes'])} "
                         f"classes {path} was trained on; pass the --data split it was trained with")
-    model = from_checkpoint(ckpt, path)
-    # the run's eval batch (or --eval-batch-size): the same batches give the run's test figures to the last digit
-    rt = runtime.decide(device, getattr(run, "amp", True), run.batch_size, getattr(run, "eval_batch_size", None))
-    run.eval_batch_size = rt.eval_batch_size
-    model.to(device, memory_format=rt.memory_format)
-    ctx = rt.ctx
-    loader = build_loader(split, args.split, run, device, train=False)
-    tta = getattr(run, "tta", False) if args.tta is None else args.tta
-    meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device, desc=args.split,
-                            tta=tta)
+    loader = build_loader(split, args.split, run, rt, train=False)
+    tta = run.tta if args.tta is None else args.tta
+    meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), rt, len(split.classes), desc=args.split, tta=tta)
     stats = meter.summary()
     # {split}_{metric}, as train.py's metrics.json names them: test_acc, test_mean_class_acc, test_top5, test_n
     metrics = {f"{args.split}_{key}": stats[key] for key in ("acc", "mean_class_acc", "top5", "n")}

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 import train
-from caltech import checkpoint, grid, tables
+from caltech import checkpoint, grid, results, tables
 from caltech.split import ensure_split
 from caltech.utils import Interrupted, UserError, run_cli
 
@@ -52,8 +52,8 @@ def get_args_parser(add_help=True):
                             "to preserve (default: off)")
     group.add_argument("--seeds", type=int, nargs="+", default=[107],
                        help="repeat every configuration once per seed (default: 107)")
-    group.add_argument("--results", default=grid.DEFAULT_RESULTS,
-                       help=f"results CSV, one row per run (default: {grid.DEFAULT_RESULTS})")
+    group.add_argument("--results", default=results.DEFAULT_RESULTS,
+                       help=f"results CSV, one row per run (default: {results.DEFAULT_RESULTS})")
     group.add_argument("--share-prefixes", action=argparse.BooleanOptionalAction, default=True,
                        help="train runs that differ only in --epochs once, to the longest, and save, test and "
                             "record the shorter ones on the way; only where that is exact, i.e. their learning "
@@ -122,8 +122,12 @@ def trial_args(args, trial):
     """train.py's namespace for one trial: its settings, its run name, and --resume when it has a last.pth."""
     targs = run_args(args, trial.settings)
     targs.run_name = trial.run_name
-    targs.resume = (Path(args.ckpt_dir) / trial.run_name / "last.pth").exists()
+    targs.resume = last_path(args, trial).exists()
     return targs
+
+
+def last_path(args, trial):
+    return checkpoint.run_paths(trial.run_name, args.ckpt_dir, args.logdir).last
 
 
 def file_sha256(path):
@@ -171,9 +175,9 @@ def plan_groups(trials, args):
     groups, alone = [], []
     for *shorter, longest in grid.prefix_groups(trials):
         targs = trial_args(args, longest)
-        done = checkpoint.load(Path(args.ckpt_dir) / longest.run_name / "last.pth")["epoch"] if targs.resume else 0
+        done = checkpoint.load(last_path(args, longest))["epoch"] if targs.resume else 0
         shared = [t for t in shorter if train.shares_prefix(targs, t.epochs) and t.epochs > done
-                  and not (Path(args.ckpt_dir) / t.run_name / "last.pth").exists()]
+                  and not last_path(args, t).exists()]
         groups.append([*shared, longest])
         alone.extend([t] for t in shorter if t not in shared)
     return groups + alone
@@ -212,12 +216,12 @@ def main(args):
     trials = plan_trials(args, split.sha256)
     if args.fresh:
         grid.forget(args.results, trials, args.logdir, args.ckpt_dir)
-    previous = grid.read_results(args.results)
-    unknown = sum(grid.row_key(r) is None for r in previous)
+    previous = results.read_rows(args.results)
+    unknown = sum(results.row_key(r) is None for r in previous)
     if unknown:
         print(f"grid: {unknown} row(s) of {args.results} do not record their settings and split (written by an "
               "older version): they are never reused, and these runs get rows of their own")
-    done = {grid.row_key(r) for r in previous}
+    done = {results.row_key(r) for r in previous}
     todo = [t for t in trials if t.key not in done]
     print(f"grid: {len(trials)} runs, {len(trials) - len(todo)} already in {args.results}, {len(todo)} to do")
     groups = plan_groups(todo, args)
@@ -226,7 +230,7 @@ def main(args):
               f"{sum(g[-1].epochs for g in groups)} epochs instead of {sum(t.epochs for t in todo)}")
 
     def on_result(trial, metrics):
-        grid.append_result(args.results, grid.make_row(trial, metrics))
+        results.append_result(args.results, results.make_row(trial, metrics))
 
     try:
         if todo and args.backend == "ray":
@@ -235,13 +239,13 @@ def main(args):
         elif todo:
             run_sequential(groups, args, on_result)
     except Interrupted as e:
-        finished = sum(grid.row_key(r) in {t.key for t in trials} for r in grid.read_results(args.results))
+        finished = sum(results.row_key(r) in {t.key for t in trials} for r in results.read_rows(args.results))
         raise Interrupted(f"{e.what}; {finished} of this grid's {len(trials)} runs are finished in {args.results}",
                           resume=same_command()) from None
 
     # This grid's rows in its own order and numbering: a row made by another grid with the same settings
     # and split (its Experiment numbered there) is this grid's too.
-    found = {grid.row_key(r): r for r in grid.read_results(args.results)}
+    found = {results.row_key(r): r for r in results.read_rows(args.results)}
     rows = [{**found[t.key], "Experiment": str(t.experiment)} for t in trials if t.key in found]
     if len(rows) != len(trials):
         raise UserError(f"only {len(rows)} of {len(trials)} runs finished; rerun the same command to resume")

@@ -20,11 +20,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from caltech import checkpoint, engine, runtime
+from caltech import checkpoint, engine
 from caltech.datasets import pil_loader
-from caltech.model import from_checkpoint
-from caltech.transforms import MEAN, STD, eval_preset
-from caltech.utils import UserError, atomic_path, default_workers, run_cli, select_device
+from caltech.model import load_for_inference
+from caltech.transforms import eval_preset
+from caltech.utils import UserError, atomic_path, default_workers, run_cli
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what PIL raises on a bad file
@@ -36,9 +36,9 @@ def get_args_parser(add_help=True):
     group = parser.add_argument_group("what to classify")
     group.add_argument("paths", nargs="+", metavar="PATH",
                        help="image files, folders (searched recursively for images) and glob patterns")
-    group.add_argument("--ckpt", default="best.pth",
+    group.add_argument("--ckpt", default=checkpoint.CHOSEN[False],
                        help=f"checkpoint file; a bare name that is not a file is looked up in {checkpoint.CKPT_DIR}/ "
-                            "(default: best.pth, the grid's choice)")
+                            f"(default: {checkpoint.CHOSEN[False]}, the grid's choice)")
     group.add_argument("--topk", type=int, default=5,
                        help="classes shown per image, at most the checkpoint's number of classes (default: 5)")
     group.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
@@ -103,17 +103,16 @@ def collate(items):
 
 
 @torch.no_grad()
-def predict(model, loader, ctx, tta, k, device):
+def predict(model, loader, rt, tta, k):
     """Yield (index, [(class index, probability), ...] best first, or None, error or None) per file, in order."""
     model.eval()
-    memory_format = runtime.memory_format(device)
     bar = tqdm(loader, desc="predict", unit="batch", leave=False, dynamic_ncols=True,
                disable=True if len(loader) < 2 else None)  # a bar only for long lists (and a terminal)
     for indices, images, errors in bar:
         results = {i: (None, error) for i, error in errors}
         if images is not None:
-            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            top = engine.predict_logits(model, images, ctx, tta).softmax(1).topk(k, dim=1)
+            images = images.to(rt.device, non_blocking=True).contiguous(memory_format=rt.memory_format)
+            top = engine.predict_logits(model, images, rt.ctx, tta).softmax(1).topk(k, dim=1)
             for i, labels, probs in zip(indices, top.indices.tolist(), top.values.tolist(), strict=True):
                 results[i] = (list(zip(labels, probs, strict=True)), None)
         for i in sorted(results):
@@ -135,26 +134,19 @@ def main(args):
             raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} is out of range: it must be at least "
                             f"{smallest}")
     files = find_images(args.paths)
-    path = checkpoint.resolve(args.ckpt)
-    ckpt = checkpoint.load(path)
-    hp, classes = ckpt["hparams"], ckpt["classes"]
-    device = select_device(args.device)
-    model = from_checkpoint(ckpt, path)
-    rt = runtime.decide(device, hp.get("amp", True), args.batch_size)  # the run's precision, this device's layout
-    model.to(device, memory_format=rt.memory_format)
-    ctx = rt.ctx
-    tta = hp.get("tta", False) if args.tta is None else args.tta
+    path, ckpt, run, model, rt = load_for_inference(args.ckpt, args.device, args.batch_size)
+    classes = ckpt["classes"]
+    tta = run.tta if args.tta is None else args.tta
     k = min(args.topk, len(classes))
     # the checkpoint's evaluation transform: the images evaluate.py scores, decoded from files
-    size = hp.get("image_size", 224)
-    transform = eval_preset(size, hp.get("mean", MEAN), hp.get("std", STD))
+    transform = eval_preset(run.image_size, run.mean, run.std)
     loader = DataLoader(ImageFiles(files, transform), batch_size=args.batch_size, collate_fn=collate,
                         num_workers=args.workers if len(files) > args.batch_size else 0,
-                        pin_memory=device.type == "cuda")
-    print(f"checkpoint: {path} ({hp.get('model', 'resnet18')}, {len(classes)} classes, {size} px"
+                        pin_memory=rt.device.type == "cuda")
+    print(f"checkpoint: {path} ({run.model}, {len(classes)} classes, {run.image_size} px"
           f"{', flip test-time augmentation' if tta else ''}); {len(files)} file(s)")
     rows = []
-    for i, top, error in predict(model, loader, ctx, tta, k, device):
+    for i, top, error in predict(model, loader, rt, tta, k):
         named = [(classes[c], p) for c, p in top] if top is not None else None
         rows.append({"path": str(files[i]), "top": named})
         if error is not None:

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import train
+from caltech.checkpoint import LOGDIR
 from caltech.report import parse_compare, write_report
 from caltech.utils import UserError, run_cli
 
@@ -39,9 +40,9 @@ def get_args_parser(add_help=True):
     parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("inputs")
-    group.add_argument("--runs", default="runs",
+    group.add_argument("--runs", default=LOGDIR,
                        help="TensorBoard root with one folder per run, train.py's and grid_search.py's --logdir "
-                            "(default: runs)")
+                            f"(default: {LOGDIR})")
     group.add_argument("--results", default=None,
                        help=f"the grid's results CSV, ours or the published one (default: {RESULTS} beside --runs "
                             "or inside it, if there is one; else the run folders alone)")

@@ -11,10 +11,8 @@ to CKPT_DIR/RUN, and finally evaluates the best-on-validation checkpoint on the 
 """
 import argparse
 import copy
-import json
 import math
 import shlex
-import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,19 +24,16 @@ from caltech import cache, checkpoint, engine, runtime
 from caltech.datasets import build_loader
 from caltech.model import DEFAULT_MODEL, build_model, param_groups, preprocessing, resolve_weights
 from caltech.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler, is_prefix
-from caltech.runlog import RunLogger
-from caltech.runs import Horizon, Tester, finish_horizon, patience_ran_out, save_horizon
+from caltech.outputs import RunOutput, Tester, patience_ran_out
 from caltech.split import DEFAULT_SPLIT, ensure_split
 from caltech.transforms import AUTO_AUGMENT, CROPS
 from caltech.utils import (
     Interrupted,
     UserError,
-    atomic_write_text,
     default_workers,
     derive_seed,
     run_cli,
     seed_everything,
-    select_device,
 )
 
 DEFAULT_DATA = DEFAULT_SPLIT
@@ -48,6 +43,7 @@ OPTIONS = ("train_crop", "min_scale", "auto_augment", "label_smoothing", "optimi
            "schedule", "warmup_epochs", "mixup", "cutmix", "tta", "patience")
 RECIPE = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "model", "weights_name", "batch_size", "step_size", "gamma",
           "image_size", "loader", *OPTIONS)
+HPARAMS = (*RECIPE, "num_classes")  # what TensorBoard's HParams shows of a run
 MIN_IMAGE_SIZE = 32  # the output stride of torchvision's CNNs: a smaller input leaves nothing to classify
 
 
@@ -168,9 +164,10 @@ def add_runtime_args(parser, workers=True):
 
 def add_output_args(parser):
     group = parser.add_argument_group("outputs")
-    group.add_argument("--logdir", default="runs", help="TensorBoard root; one folder per run (default: runs)")
-    group.add_argument("--ckpt-dir", default="checkpoints",
-                       help="checkpoint root; one folder per run (default: checkpoints)")
+    group.add_argument("--logdir", default=checkpoint.LOGDIR,
+                       help=f"TensorBoard root; one folder per run (default: {checkpoint.LOGDIR})")
+    group.add_argument("--ckpt-dir", default=checkpoint.CKPT_DIR,
+                       help=f"checkpoint root; one folder per run (default: {checkpoint.CKPT_DIR})")
 
 
 def get_args_parser(add_help=True):
@@ -334,15 +331,9 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
         if not shares_prefix(args, epochs):
             raise UserError(f"a {epochs}-epoch run is not the first epochs of this {args.epochs}-epoch one "
                             f"(its learning rates would differ); train it on its own")
-    device = select_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-
     resume = None
     if args.resume:
-        last = Path(args.ckpt_dir) / args.run_name / "last.pth"
+        last = checkpoint.run_paths(args.run_name, args.ckpt_dir, args.logdir).last
         if not last.is_file():
             raise UserError(f"--resume: run {args.run_name} has no {last} to continue from; start it without --resume")
         resume = checkpoint.load(last)
@@ -350,8 +341,8 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
     resolve_model(args)  # after restore_recipe: a resumed run keeps its model
     args.run_name = args.run_name or default_run_name(args)
     again = resume_command(args)  # before the runtime flags are resolved: the command as the user would type it
-    run_ckpt_dir, run_logdir = Path(args.ckpt_dir) / args.run_name, Path(args.logdir) / args.run_name
-    if resume is None and (run_ckpt_dir / "last.pth").exists():
+    paths = checkpoint.run_paths(args.run_name, args.ckpt_dir, args.logdir)
+    if resume is None and paths.last.exists():
         raise UserError(f"run {args.run_name} already exists in {args.ckpt_dir}; pass --resume to continue it "
                         "or choose another --run-name")
 
@@ -360,19 +351,17 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
     if resume is not None and (resume["classes"] != split.classes
                                or resume["hparams"].get("split_sha256", split.sha256) != split.sha256):
         raise UserError(f"the split {args.data} differs from the one run {args.run_name} was trained on")
-    args.device = str(device)
+    rt = runtime.decide(args.device, args.amp, args.batch_size, args.eval_batch_size, args.threads)
+    args.device, args.eval_batch_size = str(rt.device), rt.eval_batch_size
     args.cache_dir = args.cache_dir or cache.default_dir(args.data)
-    rt = runtime.decide(device, args.amp, args.batch_size, args.eval_batch_size)
-    args.eval_batch_size = rt.eval_batch_size
     args.precision, args.split_sha256 = rt.dtype, split.sha256  # for the record: rows and metrics.json carry them
     hparams = {**vars(args), "num_classes": len(split.classes)}
     hparams.pop("resume")
-    ctx, scaler = rt.ctx, rt.scaler
 
     seed_everything(args.seed)
     model = build_model(len(split.classes), pretrained=not args.scratch, weights=args.weights, name=args.model,
                         weights_name=args.weights_name, image_size=args.image_size, load_weights=resume is None)
-    model.to(device, memory_format=rt.memory_format)
+    model.to(rt.device, memory_format=rt.memory_format)
     optimizer = build_optimizer(param_groups(model, args.lr_fc, args.lr_base), args.optimizer, args.weight_decay,
                                 args.momentum)
     scheduler = build_scheduler(optimizer, args.schedule, args.epochs, args.step_size, args.gamma, args.warmup_epochs)
@@ -381,44 +370,37 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
-        scaler.load_state_dict(resume["scaler"])
+        rt.scaler.load_state_dict(resume["scaler"])
         state = {k: resume[k] for k in state}
     net = torch.compile(model) if args.compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)  # training only: val/test loss is plain
     mix = engine.batch_mixer(args.mixup, args.cutmix, len(split.classes))
 
-    train_loader = build_loader(split, "train", args, device)
-    val_loader = build_loader(split, "val", args, device)
+    train_loader = build_loader(split, "train", args, rt)
+    val_loader = build_loader(split, "val", args, rt)
     print(f"run {args.run_name}: {args.model} {'from scratch' if args.scratch else 'fine-tuned'}, "
           f"{args.image_size} px, {len(split.classes)} classes, "
           f"{len(split.samples['train'])}/{len(split.samples['val'])}/{len(split.samples['test'])} "
-          f"train/val/test images, {device} {rt.dtype}, {args.loader} loader"
+          f"train/val/test images, {rt.device} {rt.dtype}, {args.loader} loader"
           + (f", resuming after epoch {state['epoch']}" if resume is not None else "")
           + (f"; also the runs of its first {', '.join(map(str, sorted(horizons)))} epochs" if horizons else ""))
-    # folders this invocation makes: removed again if it ends before its first epoch is saved
-    created = [d for d in (run_logdir, run_ckpt_dir, *(Path(args.logdir) / n for n in (horizons or {}).values()),
-                           *(Path(args.ckpt_dir) / n for n in (horizons or {}).values())) if not d.exists()]
-    run_logdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_logdir / "hparams.json", json.dumps(hparams, indent=2) + "\n")
-    logger = RunLogger(run_logdir, resume_epoch=state["epoch"])
+    for epochs, name in sorted((horizons or {}).items()):
+        if epochs <= state["epoch"]:  # grid_search.plan_groups never asks for one: it would resume on its own
+            raise UserError(f"run {name} ends at epoch {epochs}, which run {args.run_name} has already passed")
+    # the shorter runs first, this one last: each ends, is tested and closed in the order of its epochs
+    outputs = [RunOutput(shorter_run(args, epochs, name), hparams, HPARAMS, on_finish=on_horizon)
+               for epochs, name in sorted((horizons or {}).items())]
+    outputs.append(RunOutput(args, hparams, HPARAMS, carrier=True))
     saver = checkpoint.BackgroundSaver()
     saved = state["epoch"]  # epochs whose last.pth is written (or queued): what a Ctrl-C keeps
-    interrupted = None
-    meta = {"classes": split.classes, "hparams": hparams}
-    tester = Tester(net, model, lambda run_args: build_loader(split, "test", run_args, device), len(split.classes),
-                    device, ctx)
-    pending, best_weights = [], None  # horizons still training; the best weights so far, kept for them
-
-    def last_state(val_acc):  # last.pth's content: everything an exact resume needs
-        return {**state, "model": model.state_dict(), "val_acc": val_acc, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
+    interrupted = metrics = None
+    meta = {"classes": split.classes}
+    tester = Tester(net, model, lambda run_args: build_loader(split, "test", run_args, rt), len(split.classes), rt)
+    active = []
     try:
-        for epochs, name in sorted((horizons or {}).items()):
-            if epochs <= state["epoch"]:  # grid_search.plan_groups never asks for one: it would resume on its own
-                raise UserError(f"run {name} ends at epoch {epochs}, which run {args.run_name} has already passed")
-            horizon = Horizon(args, hparams, epochs, name, (*RECIPE, "num_classes"))
-            horizon.open(state["epoch"])
-            pending.append(horizon)
+        for out in outputs:
+            out.open(state, paths.best)
+            active.append(out)
 
         for epoch in range(state["epoch"], args.epochs):
             if patience_ran_out(state, args.patience):  # checked first: a resumed run that had stopped stays stopped
@@ -428,62 +410,58 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
             train_loader.set_epoch(epoch)
             lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
             desc = f"epoch {epoch + 1}/{args.epochs}"
-            train = engine.train_one_epoch(net, train_loader, criterion, optimizer, scaler, ctx, len(split.classes),
-                                           device, desc=f"{desc} train", mix=mix)
-            val = engine.evaluate(net, val_loader, nn.CrossEntropyLoss(), ctx, len(split.classes), device,
-                                  desc=f"{desc} val", tta=args.tta).summary()
+            train = engine.train_one_epoch(net, train_loader, criterion, optimizer, rt, len(split.classes),
+                                           desc=f"{desc} train", mix=mix)
+            val = engine.evaluate(net, val_loader, nn.CrossEntropyLoss(), rt, len(split.classes), desc=f"{desc} val",
+                                  tta=args.tta).summary()
             scheduler.step()
             stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
                      **{f"val_{k}": v for k, v in val.items()}, **lrs}
-            for each in (logger, *(h.logger for h in pending)):
-                each.log_epoch(epoch, stats)  # flushed before this epoch's checkpoints are written
             state["epoch"] = epoch + 1
             state["history"].append(stats)
             state["train_seconds"] += time.perf_counter() - start
             is_best = val["acc"] > state["best_val_acc"]  # ties keep the earlier epoch
             if is_best:
                 state["best_val_acc"], state["best_epoch"] = val["acc"], epoch
-                saver.save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_acc": val["acc"]},
-                           run_ckpt_dir / "best.pth")
-                best_weights = checkpoint.snapshot(model.state_dict()) if pending else None
-            last = last_state(val["acc"])
-            ending = [h for h in pending if h.epochs == state["epoch"]]
-            for horizon in ending:  # queued before this epoch's last.pth: a resumed run finds them on disk
-                best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
-            saver.save({**meta, **last}, run_ckpt_dir / "last.pth")
+            best = {"model": model.state_dict(), "epoch": epoch + 1, "val_acc": val["acc"]} if is_best else None
+            last = {**state, "model": model.state_dict(), "val_acc": val["acc"], "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": rt.scaler.state_dict()}
+            stopping = patience_ran_out(state, args.patience)
+            ending = [out for out in active if out.epochs == state["epoch"] or stopping]
+            for out in active:
+                out.log_epoch(epoch, stats)  # flushed before this epoch's checkpoints are written
+                out.save(saver, meta, best, last, ends=out in ending)
             saved = state["epoch"]
             print(epoch_line(desc, train, val, lrs, time.perf_counter() - start, is_best))
             if on_epoch is not None:
                 on_epoch(stats)
-            for horizon in ending:
-                finish_horizon(tester, horizon, state, best_weights, on_horizon)
-                pending.remove(horizon)
-        for horizon in list(pending):  # stopped early before their last epoch: so would they have
-            last = last_state(state["history"][-1]["val_acc"])
-            best_weights = save_horizon(saver, horizon, meta, state, last, best_weights, run_ckpt_dir)
-            finish_horizon(tester, horizon, state, best_weights, on_horizon)
-            pending.remove(horizon)
-        saver.wait()
-        if state["epoch"] < args.epochs:
-            print(f"early stop after {state['epoch']} of {args.epochs} epochs: no better validation accuracy "
-                  f"since epoch {state['best_epoch'] + 1} (--patience {args.patience})")
-        metrics = tester.finish(args, state, checkpoint.load(run_ckpt_dir / "best.pth")["model"], run_ckpt_dir)
-        logger.log_hparams({k: hparams[k] for k in (*RECIPE, "num_classes")}, metrics, step=state["epoch"] - 1)
+            if stopping:
+                print(f"early stop after {state['epoch']} of {args.epochs} epochs: no better validation accuracy "
+                      f"since epoch {state['best_epoch'] + 1} (--patience {args.patience})")
+            for out in ending:
+                metrics = out.finish(saver, tester, state)
+                active.remove(out)
+        for out in list(active):  # a resumed run that had finished its epochs, or had stopped early
+            metrics = out.finish(saver, tester, state)
+            active.remove(out)
     except KeyboardInterrupt as e:
         interrupted = e
     finally:
         try:
             saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
         finally:
-            logger.close()
-            for horizon in pending:
-                horizon.close()
-            if saved == 0:  # nothing finished: no empty run folder is left behind
-                for folder in created:
-                    shutil.rmtree(folder, ignore_errors=True)
+            for out in outputs:
+                out.discard() if saved == 0 else out.close()  # nothing finished: no empty run folder is left
     if interrupted is not None:
         raise Interrupted(interruption(args, state, saved), resume=again if saved else None) from interrupted
     return metrics
+
+
+def shorter_run(args, epochs, run_name):
+    """`args` of the run of the same recipe that ends after `epochs`, named `run_name`."""
+    shorter = copy.copy(args)
+    shorter.epochs, shorter.run_name = epochs, run_name
+    return shorter
 
 
 def interruption(args, state, saved):

@@ -6,26 +6,65 @@ run's resolved settings, `vars(args)`). `last.pth` adds `optimizer`, `scheduler`
 `best_val_acc`, `best_epoch`, `history` and `train_seconds`: everything an exact resume needs
 (the randomness of each epoch is derived from the seed and the epoch number).
 """
+import argparse
 import pickle
 import struct
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .transforms import MEAN, STD
 from .utils import UserError, atomic_path
 
 FORMAT = "caltech101-resnet18/1"  # kept for every --model: the dict's layout, not the network, is the format
 REQUIRED = ("model", "classes", "epoch", "val_acc", "hparams")
-CKPT_DIR = "checkpoints"
+# What a checkpoint written before a setting existed ran with: ResNet-18 at 224 px with ImageNet's weights and
+# normalisation, the published recipe, mixed precision (a fact about old files, not today's defaults).
+OLDER = {"model": "resnet18", "weights_name": None, "scratch": False, "image_size": 224, "mean": MEAN, "std": STD,
+         "amp": True, "tta": False, "loader": "cached", "train_crop": "random", "min_scale": 0.08,
+         "auto_augment": "none", "eval_batch_size": None, "cache_dir": None, "workers": 0}
+CKPT_DIR = "checkpoints"  # the checkpoint root: one folder per run
+LOGDIR = "runs"  # the TensorBoard root: one folder per run, the same name
+# the grid's choice on validation, copied into CKPT_DIR: what evaluate.py and predict.py read by default
+CHOSEN = {False: "best.pth", True: "best_scratch.pth"}  # fine-tuned, from scratch
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where run RUN keeps its files: CKPT_DIR/RUN/{last,best}.pth and metrics.json, LOGDIR/RUN/hparams.json
+    beside its TensorBoard events. The one home of this layout."""
+    ckpt_dir: Path
+    logdir: Path
+
+    @property
+    def last(self):
+        return self.ckpt_dir / "last.pth"
+
+    @property
+    def best(self):
+        return self.ckpt_dir / "best.pth"
+
+    @property
+    def metrics(self):
+        return self.ckpt_dir / "metrics.json"
+
+    @property
+    def hparams(self):
+        return self.logdir / "hparams.json"
+
+
+def run_paths(run_name, ckpt_dir=CKPT_DIR, logdir=LOGDIR):
+    return RunPaths(Path(ckpt_dir) / run_name, Path(logdir) / run_name)
 
 
 def resolve(name, ckpt_dir=CKPT_DIR):
     """The checkpoint file `name`; a bare name that is not a file is looked up in `ckpt_dir`."""
     path = Path(name)
     if path.is_dir():
-        inside = path / "best.pth"
+        inside = run_paths(path.name, path.parent).best
         hint = f"; pass the checkpoint inside it, --ckpt {inside}" if inside.is_file() else ""
         raise UserError(f"--ckpt {name} is a folder, not a checkpoint file{hint}")
     if not path.is_file() and len(path.parts) == 1 and (Path(ckpt_dir) / path).is_file():
@@ -34,6 +73,11 @@ def resolve(name, ckpt_dir=CKPT_DIR):
         raise UserError(f"checkpoint {name} not found (looked for it as a file and in {ckpt_dir}/); "
                         "train one with train.py or grid_search.py")
     return path
+
+
+def settings(ckpt):
+    """The run settings a checkpoint was trained with, as a namespace, those it predates filled in from OLDER."""
+    return argparse.Namespace(**{**OLDER, **ckpt["hparams"]})
 
 
 def save(state, path):

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from . import cache, runtime
+from . import cache
 from .transforms import MEAN, STD, BatchTransform, auto_augment_policy, eval_preset, resize_sizes, train_preset
 from .utils import derive_seed
 
@@ -96,22 +96,19 @@ class PILLoader:
             yield images, labels.to(self.device, non_blocking=True)
 
 
-def build_loader(split, name, args, device, train=None):
-    """The loader for split `name` ('train', 'val' or 'test') as `args` asks (see train.py's flags).
+def build_loader(split, name, args, rt, train=None):
+    """The loader for split `name` ('train', 'val' or 'test') as `args` asks (train.py's flags, or the settings
+    of a checkpoint: `checkpoint.settings`), on `rt`'s device and memory format (runtime.decide).
 
-    `train` (default: name == 'train') decides shuffling and augmentation; the augmentation options
-    (`train_crop`, `min_scale`, `auto_augment`) default to the published recipe, and `mean` / `std` to
-    ImageNet's, when `args` lacks them.
+    `train` (default: name == 'train') decides shuffling and augmentation.
     """
     train = name == "train" if train is None else train
     samples = split.samples[name]
-    batch_size = args.batch_size if train else args.eval_batch_size
-    channels_last = runtime.memory_format(device) == torch.channels_last
+    batch_size = args.batch_size if train else rt.eval_batch_size
+    device, channels_last = rt.device, rt.memory_format == torch.channels_last
     resize, crop = resize_sizes(args.image_size)
-    train_crop = getattr(args, "train_crop", "random")
-    min_scale = getattr(args, "min_scale", 0.08)
-    auto_augment = getattr(args, "auto_augment", "none")
-    norm = {"mean": getattr(args, "mean", MEAN), "std": getattr(args, "std", STD)}  # the model weights' own
+    train_crop, min_scale, auto_augment = args.train_crop, args.min_scale, args.auto_augment
+    norm = {"mean": args.mean, "std": args.std}  # the model weights' own
     if args.loader == "pil":
         preset = train_preset(args.image_size, train_crop, min_scale, auto_augment, **norm) if train else \
             eval_preset(args.image_size, **norm)
@@ -120,6 +117,6 @@ def build_loader(split, name, args, device, train=None):
     images = cache.load_or_build(args.cache_dir, split, name, resize if train else crop, in_memory=train)
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return CachedLoader(images, labels, batch_size, device, args.seed, train, crop, channels_last,
-                        on_device=runtime.cache_on_device(device),
+                        on_device=rt.cache_on_device,
                         resized=min_scale if train_crop == "resized" else None,
                         policy=auto_augment_policy(auto_augment), **norm)

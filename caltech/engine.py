@@ -1,8 +1,8 @@
 """The project's one training loop and one evaluation loop.
 
 train.py (and through it grid_search.py and the from-scratch baseline), evaluate.py and bench.py
-all run these two functions. Precision is decided once by `runtime.precision()`, outside the loops, so
-the loop bodies have no AMP branches.
+all run these two functions. Precision, device and memory format are decided once by `runtime.decide()`,
+outside the loops (the `rt` they take), so the loop bodies have no AMP branches.
 """
 import math
 
@@ -36,22 +36,22 @@ def batch_mixer(mixup=0.0, cutmix=0.0, num_classes=None):
     return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scaler, ctx, num_classes, device, desc="train", mix=None):
+def train_one_epoch(model, loader, criterion, optimizer, rt, num_classes, desc="train", mix=None):
     """One pass over `loader` with one optimizer step per batch; returns {loss, acc, mean_class_acc, top5, n}.
 
     `mix(images, labels) -> (images, soft targets)` (MixUp / CutMix) changes what the loss sees; the
     accuracy is still counted against each image's own label."""
     model.train()
-    meter = Meter(num_classes, device)
+    meter = Meter(num_classes, rt.device)
     for images, labels in progress(loader, desc, meter):
         images, targets = mix(images, labels) if mix is not None else (images, labels)
-        with ctx:
+        with rt.ctx:
             logits = model(images)
             loss = criterion(logits, targets)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        rt.scaler.scale(loss).backward()
+        rt.scaler.step(optimizer)
+        rt.scaler.update()
         meter.update(loss, logits, labels)
     return meter.summary()
 
@@ -68,13 +68,13 @@ def predict_logits(model, images, ctx, tta=False):
 
 
 @torch.no_grad()
-def evaluate(model, loader, criterion, ctx, num_classes, device, desc="eval", tta=False):
+def evaluate(model, loader, criterion, rt, num_classes, desc="eval", tta=False):
     """One pass without gradients; returns the Meter (`.summary()` for the dict, `.matrix()` for the confusion).
 
     `tta` averages the predictions of each image and its horizontal mirror."""
     model.eval()
-    meter = Meter(num_classes, device)
+    meter = Meter(num_classes, rt.device)
     for images, labels in progress(loader, desc, meter):
-        logits = predict_logits(model, images, ctx, tta)
+        logits = predict_logits(model, images, rt.ctx, tta)
         meter.update(criterion(logits, labels), logits, labels)
     return meter

@@ -1,4 +1,5 @@
-"""The grid: its trials, the results CSV, resuming, choosing the best run on validation, seed statistics.
+"""The grid: its trials, resuming, choosing the best run on validation, seed statistics (its rows are kept by
+caltech.results).
 
 Backends (sequential in grid_search.py, Ray Tune in caltech.ray_tune) only decide where each group of
 trials runs (grid_search.run_group: one train.main for trials that differ only in epochs); everything
@@ -13,20 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from filelock import FileLock
 
-from .utils import UserError, atomic_path, atomic_write_text
+from .checkpoint import CHOSEN, run_paths
+from .results import ACCURACIES, DEFAULT_RESULTS, remove_rows, row_settings
+from .utils import atomic_path
 
-PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
-# Recipe: the run's non-default recipe options (train.recipe_tag), empty for the published recipe;
-# Epochs_Run: the epochs the run really trained, fewer than Epochs after an early stop (--patience);
-# Settings: the run's full recipe as JSON (every setting of train.RECIPE) and Split_SHA256 the SHA-256 of its
-# split.csv: together a row's identity. Device and Precision are for the record only.
-COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe", "Epochs_Run",
-                       "Model", "Image_Size", "Batch_Size", "Device", "Precision", "Split_SHA256", "Settings"]
-LATER = COLUMNS[COLUMNS.index("Recipe"):]  # absent from results files written before they existed: read as empty
-ACCURACIES = ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"]
-DEFAULT_RESULTS = "grid_search_results.csv"
 AXES = ("epochs", "lr_fc", "lr_base")  # the published grid's axes, slowest first: its experiment numbers
 
 
@@ -63,7 +55,7 @@ class Trial:
 
     @property
     def key(self):
-        """The row_key of this trial's row: how the results CSV tells which trials are done."""
+        """The results.row_key of this trial's row: how the results CSV tells which trials are done."""
         return self.settings_json, self.split
 
 
@@ -93,82 +85,13 @@ def prefix_groups(trials):
     return [sorted(group, key=lambda t: t.epochs) for group in groups.values()]
 
 
-def row_key(row):
-    """A row's identity, (full recipe, split fingerprint); None for a row that does not record both (written
-    before rows did): its settings are unknown, so it is never reused nor replaced."""
-    settings, split = row.get("Settings") or "", row.get("Split_SHA256") or ""
-    return (settings, split) if settings and split else None
-
-
-def make_row(trial, metrics):
-    settings = trial.settings
-    return {"Experiment": trial.experiment, "Epochs": trial.epochs, "LR_FC": trial.lr_fc, "LR_Base": trial.lr_base,
-            "Best_Val_Acc": f"{metrics['best_val_acc']:.4f}", "Test_Acc": f"{metrics['test_acc']:.4f}",
-            "Test_Mean_Class_Acc": f"{metrics['test_mean_class_acc']:.4f}", "Seed": trial.seed,
-            "Scratch": str(trial.scratch), "Train_Seconds": f"{metrics['train_seconds']:.1f}",
-            "Run": trial.run_name, "Recipe": trial.recipe,
-            "Epochs_Run": metrics.get("epochs_run", trial.epochs),  # metrics from before --patience: all epochs
-            "Model": settings.get("model", ""), "Image_Size": settings.get("image_size", ""),
-            "Batch_Size": settings.get("batch_size", ""), "Device": metrics.get("device", ""),
-            "Precision": metrics.get("precision", ""), "Split_SHA256": trial.split, "Settings": trial.settings_json}
-
-
-def row_settings(row):
-    """A row's full recipe as a dict ({} for a row written before rows recorded it)."""
-    try:
-        settings = json.loads(row.get("Settings") or "{}")
-    except ValueError:
-        return {}
-    return settings if isinstance(settings, dict) else {}
-
-
-def read_results(path):
-    """Rows (dicts of strings, as written) of a results CSV of ours; [] when it does not exist or is empty.
-    Any other file is refused: a grid would rewrite it with its own rows."""
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return []
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # strings: rows are rewritten exactly as read
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        frame = pd.DataFrame()
-    if not {"Seed", "Scratch", "Run"} <= set(frame.columns):  # the published CSV, or no CSV at all
-        raise UserError(f"--results {path} is not a results file of grid_search.py (no Seed, Scratch and Run "
-                        "columns); pass another --results, a new file or one this script wrote")
-    return frame.to_dict("records")
-
-
-def write_results(path, rows):
-    # object: a column of ints and an older row's missing value stays ints (and an empty cell), not floats
-    frame = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
-    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
-
-
-def results_lock(path):
-    """An exclusive lock beside the CSV for its read-modify-write: two grids started at once on one
-    results file (two terminals with different --seeds, say) then never overwrite each other's rows."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path.with_name(f".{path.name}.lock")))
-
-
-def append_result(path, row):
-    """Rewrite the CSV with `row` added (replacing a row of the same trial: same settings, same split); valid
-    after a kill at any moment. Rows of other settings, and rows of unknown settings, stay as they are."""
-    key = row_key({k: str(v) for k, v in row.items()})
-    with results_lock(path):
-        rows = [r for r in read_results(path) if key is None or row_key(r) != key]
-        write_results(path, rows + [row])
-
-
 def forget(path, trials, logdir, ckpt_dir):
     """--fresh: drop these trials' rows, logs and checkpoints (other rows in the CSV stay)."""
-    keys = {t.key for t in trials}
-    with results_lock(path):
-        write_results(path, [r for r in read_results(path) if row_key(r) is None or row_key(r) not in keys])
+    remove_rows(path, {t.key for t in trials})
     for t in trials:
-        shutil.rmtree(Path(logdir) / t.run_name, ignore_errors=True)
-        shutil.rmtree(Path(ckpt_dir) / t.run_name, ignore_errors=True)
+        paths = run_paths(t.run_name, ckpt_dir, logdir)
+        shutil.rmtree(paths.logdir, ignore_errors=True)
+        shutil.rmtree(paths.ckpt_dir, ignore_errors=True)
 
 
 # a configuration: a row but for its seed (_recipe: its Settings without the seed, empty in older files)
@@ -218,16 +141,11 @@ def seed_stats(rows):
              **{c: (e[f"{c} mean"], e[f"{c} std"]) for c in ACCURACIES}} for e in stats.to_dict("records")]
 
 
-def epochs_run(row):
-    """The epochs a run really trained: rows from before early stopping ran all of theirs."""
-    return row.get("Epochs_Run") or row["Epochs"]
-
-
 def best_path(results, ckpt_dir, scratch):
     """Where a grid keeps its chosen run's best.pth: CKPT_DIR/best.pth (best_scratch.pth) for the default results
     file, which evaluate.py and predict.py read by default; beside any other results file, named after it
     (other.csv: other_best.pth), so that a throwaway grid never replaces the real grid's choice."""
-    name = "best_scratch.pth" if scratch else "best.pth"
+    name = CHOSEN[bool(scratch)]
     results = Path(results)
     if results.resolve() == Path(DEFAULT_RESULTS).resolve():
         return Path(ckpt_dir) / name
@@ -238,5 +156,5 @@ def copy_best(row, ckpt_dir, dest):
     """Copy the chosen run's best.pth (in ckpt_dir) to `dest`, atomically; returns `dest`."""
     dest = Path(dest)
     with atomic_path(dest) as tmp:
-        shutil.copyfile(Path(ckpt_dir) / row["Run"] / "best.pth", tmp)
+        shutil.copyfile(run_paths(row["Run"], ckpt_dir).best, tmp)
     return dest

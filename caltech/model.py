@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights, list_models
 
+from . import checkpoint, runtime
 from .utils import UserError
 
 DEFAULT_MODEL = "resnet18"  # with its DEFAULT weights, IMAGENET1K_V1: the published model
@@ -167,18 +168,31 @@ def build_model(num_classes, pretrained=True, weights=None, name=DEFAULT_MODEL, 
 
 def from_checkpoint(ckpt, path):
     """The trained model of checkpoint `ckpt` (read from `path`), rebuilt from its settings alone:
-    nothing is downloaded. Checkpoints from before --model hold a ResNet-18."""
-    hp = ckpt["hparams"]
-    name, n = hp.get("model", DEFAULT_MODEL), len(ckpt["classes"])
-    if name not in model_names():
-        raise UserError(f"{path} holds a {name}, a model this version of torchvision does not have")
-    model = build_model(n, pretrained=not hp.get("scratch", False), name=name, weights_name=hp.get("weights_name"),
-                        image_size=hp.get("image_size"), load_weights=False)
+    nothing is downloaded."""
+    run, n = checkpoint.settings(ckpt), len(ckpt["classes"])
+    if run.model not in model_names():
+        raise UserError(f"{path} holds a {run.model}, a model this version of torchvision does not have")
+    model = build_model(n, pretrained=not run.scratch, name=run.model, weights_name=run.weights_name,
+                        image_size=run.image_size, load_weights=False)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError:
-        raise UserError(f"{path}'s weights do not fit a {name} with {n} classes") from None
+        raise UserError(f"{path}'s weights do not fit a {run.model} with {n} classes") from None
     return model
+
+
+def load_for_inference(name, device=None, eval_batch_size=None):
+    """evaluate.py's and predict.py's start: checkpoint `name` (checkpoint.resolve) read safely, its settings
+    (checkpoint.settings), its model rebuilt on the device in the run's memory format, and the Runtime
+    (runtime.decide) with the run's precision and eval batch unless `eval_batch_size` is given.
+    Returns (path, checkpoint, settings, model, runtime)."""
+    path = checkpoint.resolve(name)
+    ckpt = checkpoint.load(path)
+    run = checkpoint.settings(ckpt)
+    rt = runtime.decide(device, run.amp, run.batch_size, eval_batch_size or run.eval_batch_size)
+    model = from_checkpoint(ckpt, path)
+    model.to(rt.device, memory_format=rt.memory_format)
+    return path, ckpt, run, model, rt
 
 
 def param_groups(model, lr_fc, lr_base):

@@ -1,11 +1,5 @@
 """Figures with matplotlib (headless Agg backend): learning curves from the runs' TensorBoard scalars
 (figures 1-6), and evaluate.py's tables as figures 7-8. Accuracies are drawn in percent.
-
-`plot_runs` draws one scalar of any run folders, from any TensorBoard roots, for figures of other scripts:
-
-    plot_runs([("published, scratch", "../shared/original_runs/scratch_ep30_fc0.001_base0.0001_0527_182610"),
-               ("ours, scratch", "runs/scratch")], "Accuracy/val", "validation accuracy (%)",
-              "From scratch, with and without augmentation", Path("study.png"))
 """
 from pathlib import Path
 
@@ -17,19 +11,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .tables import PER_CLASS, read_confusion, read_per_class  # noqa: E402
-from .tblogs import Logs, Run, check_run_folder  # noqa: E402
+from .tblog import ACCURACY_TAGS, EPOCH_TAGS, Run  # noqa: E402
 from .utils import UserError, atomic_path, warn  # noqa: E402
 
 FIGSIZE = (7, 4.5)
 # (file name part, tag, y-axis label, title words) of figures 1-3, and again of figures 4-6
-CURVES = [("val_accuracy", "Accuracy/val", "validation accuracy (%)", "Validation accuracy"),
-          ("train_loss", "Loss/train", "training loss", "Training loss"),
-          ("val_loss", "Loss/val", "validation loss", "Validation loss")]
+CURVES = [("val_accuracy", EPOCH_TAGS["val_acc"], "validation accuracy (%)", "Validation accuracy"),
+          ("train_loss", EPOCH_TAGS["train_loss"], "training loss", "Training loss"),
+          ("val_loss", EPOCH_TAGS["val_loss"], "validation loss", "Validation loss")]
 COLOURS = plt.get_cmap("tab10").colors
 # From-scratch runs are dashed (then dotted), in colours outside tab10, so they never look like a grid configuration.
 SCRATCH_STYLES = [{"color": c, "linestyle": ls} for ls in ("--", ":")
                   for c in ("black", "dimgray", "darkgoldenrod", "darkslateblue")]
-# Runs from other folders (--compare, plot_runs): solid, with markers, so they are told apart from both.
+# Runs from other folders (--compare): solid, with markers, so they are told apart from both.
 COMPARE_STYLES = [{"color": c, "linestyle": "-", "marker": m, "markersize": 3.5}
                   for c, m in (("crimson", "o"), ("teal", "s"), ("darkorange", "^"), ("darkviolet", "D"))]
 WORST_CLASSES = 15
@@ -57,7 +51,7 @@ def plot_curves(series, tag, ylabel, title, path, logs):
     Returns the path, or None (with a warning) when no run has the tag.
     """
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    scale = 100 if tag.startswith("Accuracy/") else 1  # accuracies in percent, like the tables
+    scale = 100 if tag in ACCURACY_TAGS else 1  # accuracies in percent, like the tables
     for label, style, runs in series:
         curves = [c for c in (logs.curve(run, tag, path.name) for run in runs) if c is not None]
         if not curves:
@@ -95,22 +89,9 @@ def epoch_ticks(last):
 
 
 def compare_series(pairs):
-    """plot_curves' series of (label, folder) or (label, folder, style) pairs; COMPARE_STYLES where no style is
-    given."""
-    return [(label, style[0] if style else COMPARE_STYLES[i % len(COMPARE_STYLES)], [Run(Path(folder))])
-            for i, (label, folder, *style) in enumerate(pairs)]
-
-
-def plot_runs(series, tag, ylabel, title, path, logs=None):
-    """One curve of `tag` per run of `series`, (label, run folder) or (label, run folder, matplotlib style)
-    pairs, from any TensorBoard roots; accuracies in percent. Returns the path, or None if no run has the tag.
-
-    Each folder must hold the run's event files (a UserError otherwise); a folder without `tag` is left out
-    with a warning. Figures 4-6 draw their --compare runs with the same code.
-    """
-    for label, folder, *_ in series:
-        check_run_folder(folder, f"run {label!r}:")
-    return plot_curves(compare_series(series), tag, ylabel, title, Path(path), logs or Logs())
+    """plot_curves' series of (label, folder) pairs, in COMPARE_STYLES."""
+    return [(label, COMPARE_STYLES[i % len(COMPARE_STYLES)], [Run(Path(folder))])
+            for i, (label, folder) in enumerate(pairs)]
 
 
 def curve_figures(series, out, logs, first, name, title):

@@ -11,18 +11,18 @@ from pathlib import Path
 
 from . import grid, labels, reproduce
 from .plots import COLOURS, SCRATCH_STYLES, check_eval_name, compare_series, eval_figures, grid_figures, versus_figures
+from .results import ACCURACIES, read_results, row_settings
 from .tables import (
     best_sentence,
     describe,
     eval_sentence,
     grid_table,
-    read_results,
     reproduction_table,
     results_markdown,
     runs_table,
     seed_table,
 )
-from .tblogs import Logs, Run, check_run_folder, locate, name_settings, read_hparams, read_run_folders
+from .tblog import Logs, Run, check_run_folder, locate, name_settings, read_hparams, read_run_folders
 from .utils import UserError, atomic_write_text, warn
 
 HOW_OURS = "the configuration with the highest mean Best_Val_Acc over its seeds, then its best seed"
@@ -55,7 +55,7 @@ def run_settings(run, defaults):
             "scratch": row.get("Scratch", "False") == "True"}
     if row.get("Seed"):
         said["seed"] = int(row["Seed"])
-    recorded = {**grid.row_settings(row), **recorded}
+    recorded = {**row_settings(row), **recorded}
     if recorded:
         return {**recipe, **said, **recorded}
     # Only the Recipe cell (train.recipe_tag's name part) tells this row's options: the optimizer for the label's
@@ -117,8 +117,8 @@ def folder_rows(runs, catalogue):
         n = numbers.setdefault(catalogue.key(run), len(numbers) + 1)
         rows.append({"Experiment": n, "Epochs": 0, "LR_FC": 0.0, "LR_Base": 0.0, "Scratch": "", "Recipe": str(n),
                      "Seed": catalogue.settings[run].get("seed", ""),
-                     **{c: run.metrics[k] for c, k in zip(grid.ACCURACIES, ("best_val_acc", "test_acc",
-                                                                            "test_mean_class_acc"), strict=True)}})
+                     **{c: run.metrics[k] for c, k in zip(ACCURACIES, ("best_val_acc", "test_acc",
+                                                                       "test_mean_class_acc"), strict=True)}})
     return rows
 
 
@@ -357,7 +357,7 @@ def published_records(results, listed, found, catalogue, defaults):
     records = []
     if results and results.ours:
         records += [{c: float(r.row[c]) for c in ("Epochs", "LR_FC", "LR_Base", *reproduce.METRICS)}
-                    for r in listed if reproduce.published_recipe_row(r.row, grid.row_settings(r.row))]
+                    for r in listed if reproduce.published_recipe_row(r.row, row_settings(r.row))]
     for run in found:
         recorded = {k: v for k, v in run.hparams.items() if k in defaults}
         if recorded and has_metrics(run) and reproduce.published_recipe_settings(recorded, defaults):

@@ -1,7 +1,6 @@
-"""Every device-dependent choice, made once here from the device and the flags.
-
-train.py, evaluate.py and predict.py build a `Runtime` with `decide()`; bench.py measures these choices
-one by one; the loaders ask `memory_format()` and `cache_on_device()`. What each device gets, and why:
+"""Every device-dependent choice, made once here from the device flag and the others: `decide()` returns the
+`Runtime` that train.py, evaluate.py, predict.py and bench.py pass to the loaders and the engine loops. It
+also applies the process-wide settings (torch's CPU threads, cuDNN autotuning). What each device gets, and why:
 
 - CUDA: bf16 autocast (fp16 with loss scaling where bf16 is unsupported), channels_last, the uint8
   caches on the GPU, eval batches of 256.
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .utils import UserError
 
 CUDA_EVAL_BATCH = 256  # evaluation keeps no activations for backward: a GPU takes far more than 32
 
@@ -75,6 +76,28 @@ def eval_batch_size(device, batch_size, requested=None):
     return requested or (CUDA_EVAL_BATCH if device.type == "cuda" else batch_size)
 
 
+def select_device(name=None):
+    """CUDA, else Apple MPS, else CPU (with a notice that says in what precision); `name` overrides."""
+    if name:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise UserError(f"--device {name} is not a device; use cuda, cuda:1, mps or cpu") from None
+        if device.type not in ("cuda", "mps", "cpu"):
+            raise UserError(f"--device {name} is not supported; use cuda, cuda:1, mps or cpu")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {name} was asked for, but CUDA is not available on this machine")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise UserError(f"--device {name} was asked for, but Apple MPS is not available on this machine")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    print(f"notice: no GPU found, running on the CPU in {cpu_precision()}")
+    return torch.device("cpu")
+
+
 @dataclass
 class Runtime:
     device: torch.device
@@ -83,10 +106,19 @@ class Runtime:
     dtype: str  # 'float32', 'bfloat16' or 'float16', for the logs
     memory_format: torch.memory_format
     eval_batch_size: int
+    cache_on_device: bool  # where the cached loader keeps its uint8 images
 
 
-def decide(device, amp=True, batch_size=32, requested_eval_batch=None):
-    """The Runtime of a run on `device` with these flags (`--amp`, `--batch-size`, `--eval-batch-size`)."""
-    ctx, scaler, dtype = precision(device, amp)
-    return Runtime(device, ctx, scaler, dtype, memory_format(device),
-                   eval_batch_size(device, batch_size, requested_eval_batch))
+def decide(device=None, amp=True, batch_size=32, requested_eval_batch=None, threads=None, dtype=None):
+    """The Runtime of a run on `device` (a torch.device, or a --device value: None picks CUDA, else MPS, else
+    the CPU) with these flags (`--amp`, `--batch-size`, `--eval-batch-size`, `--threads`); `dtype` forces a
+    precision (see `precision`). Sets torch's CPU threads when `threads` is given, and cuDNN autotuning on CUDA."""
+    if not isinstance(device, torch.device):
+        device = select_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    ctx, scaler, name = precision(device, amp, dtype)
+    return Runtime(device, ctx, scaler, name, memory_format(device),
+                   eval_batch_size(device, batch_size, requested_eval_batch), cache_on_device(device))

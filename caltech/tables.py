@@ -1,23 +1,22 @@
-"""Tables with pandas: the grid's results CSV read and checked, evaluate.py's per-class and confusion tables
-written and read back, and the text tables printed or written (RESULTS.md, fixed-width).
+"""Tables with pandas: the text tables printed or written (fixed-width; RESULTS.md's, of the results CSV that
+caltech.results reads, among others), and evaluate.py's per-class and confusion tables written and read back.
 
-    results = read_results("grid_search_results.csv")             # ours or the published 6-column one
-    write_per_class("eval/per_class.csv", confusion, classes)     # and read_per_class, for figure 7
+    print(grid_table(read_results("grid_search_results.csv"), {}))  # RESULTS.md's table of the runs
+    write_per_class("eval/per_class.csv", confusion, classes)        # and read_per_class, for figure 7
     print(fixed_width(pd.DataFrame({"Exp": ["1"], "Val %": ["95.21"]})))
 
 Accuracies are fractions in the files and percent in the tables of RESULTS.md.
 """
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import grid
 from .metrics import per_class_rows
-from .utils import UserError, atomic_path
+from .results import ACCURACIES, column, epochs_run, row_settings
+from .utils import atomic_path
 
 # evaluate.py's per_class.csv: its columns and their types
 PER_CLASS = {"class": str, "images": "int64", "correct": "int64", "accuracy": "float64"}
@@ -46,10 +45,10 @@ def console_grid_table(rows, best, settings=()):
     frame = pd.DataFrame({
         "": ["*" if r is best else "" for r in rows], "Exp": [r["Experiment"] for r in rows],
         **{c: [r[c] for r in rows] for c in ("Epochs", "LR_FC", "LR_Base", "Seed")},
-        **{key: [grid.row_settings(r).get(key, "") for r in rows] for key in settings},
+        **{key: [row_settings(r).get(key, "") for r in rows] for key in settings},
         **{label: [f"{100 * float(r[c]):.2f}" for r in rows]
-           for label, c in zip(("Val %", "Test %", "Test mean-class %"), grid.ACCURACIES, strict=True)},
-        "Seconds": [r["Train_Seconds"] for r in rows], "Epochs run": [grid.epochs_run(r) for r in rows]})
+           for label, c in zip(("Val %", "Test %", "Test mean-class %"), ACCURACIES, strict=True)},
+        "Seconds": [r["Train_Seconds"] for r in rows], "Epochs run": [epochs_run(r) for r in rows]})
     return fixed_width(frame)
 
 
@@ -60,7 +59,7 @@ def console_seed_table(stats):
            for label, k in (("Exp", "Experiment"), ("Epochs", "Epochs"), ("LR_FC", "LR_FC"), ("LR_Base", "LR_Base"),
                             ("Seeds", "n"))},
         **{label: [f"{100 * e[c][0]:.2f} +- {100 * e[c][1]:.2f}" for e in stats]
-           for label, c in zip(("Val % (mean +- std)", "Test %", "Test mean-class %"), grid.ACCURACIES, strict=True)}})
+           for label, c in zip(("Val % (mean +- std)", "Test %", "Test mean-class %"), ACCURACIES, strict=True)}})
     return fixed_width(frame)
 
 
@@ -74,53 +73,7 @@ def markdown(frame, align):
     return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
 
 
-# ---- the results CSV ----
-
-@dataclass
-class Results:
-    path: Path
-    frame: pd.DataFrame  # every cell the string written, in file order
-    rows: list  # the same runs as dicts, as caltech.grid takes them; `row is best` marks a row of the table
-    ours: bool  # grid_search.py's CSV (Seed, Scratch, Run columns...), else the published 6-column one
-
-    @property
-    def columns(self):
-        return list(self.frame.columns)
-
-
-def column(frame, name, default):
-    """frame[name], or `default` in every row when the file has no such column (the published CSV)."""
-    return frame[name] if name in frame else pd.Series(default, index=frame.index, dtype=object)
-
-
-def read_results(path):
-    """Our results CSV or the published one, checked enough that later steps cannot fail on it."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"--results {path} is a folder; pass the grid's results CSV file")
-    if not path.is_file():
-        raise UserError(f"results file {path} not found; run grid_search.py first or pass --results")
-    try:
-        # strings as written, so that the tables show them verbatim (1e-05 stays 1e-05); a short row's
-        # missing cells are empty
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False).fillna("")
-    except pd.errors.EmptyDataError:
-        frame = pd.DataFrame()
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise UserError(f"results file {path} could not be read ({type(e).__name__})") from None
-    ours = "Seed" in frame and "Scratch" in frame
-    missing = [c for c in (grid.COLUMNS if ours else grid.PUBLISHED) if c not in frame and c not in grid.LATER]
-    if missing:
-        raise UserError(f"{path} lacks the column(s) {', '.join(missing)}, so it is not a grid_search_results.csv")
-    if frame.empty:
-        raise UserError(f"{path} has no runs in it yet")
-    try:
-        frame.astype({"Experiment": int, "Epochs": int, "LR_FC": float, "LR_Base": float, "Best_Val_Acc": float})
-        column(frame, "Seed", "").replace("", "0").astype(int)
-    except (TypeError, ValueError):
-        raise UserError(f"{path} has a short row or a non-numeric value where a number belongs") from None
-    return Results(path, frame, frame.to_dict("records"), ours)
-
+# ---- the results CSV's rows ----
 
 def describe(row):
     seed = f", seed {row['Seed']}" if row.get("Seed") else ""
@@ -187,7 +140,7 @@ def grid_table(results, marks):
     """Every CSV row, accuracies in percent, fine-tuned runs first; `marks`: {id(row): text} for the first
     column (the run chosen on validation, the one figures 4-6 show)."""
     frame = results.frame.drop(columns=[c for c in HIDDEN if c in results.frame]).copy()
-    for c in frame.columns.intersection(grid.ACCURACIES):
+    for c in frame.columns.intersection(ACCURACIES):
         frame[c] = frame[c].map(percent)
     if "Run" in frame:
         frame["Run"] = frame["Run"].map(lambda run: f"`{run}`" if run else "")
@@ -200,7 +153,7 @@ def grid_table(results, marks):
     frame = frame.loc[order.sort_values(list(order.columns), kind="stable").index]
     align = ["l", *("l" if c in ("Run", "Scratch", "Recipe", "Model", "Device", "Precision", "Split_SHA256")
                     else "r" for c in frame.columns[1:])]
-    frame.columns = [f"{c} (%)" if c in grid.ACCURACIES else c for c in frame.columns]
+    frame.columns = [f"{c} (%)" if c in ACCURACIES else c for c in frame.columns]
     return markdown(frame, align)
 
 
@@ -233,11 +186,11 @@ def seed_table(stats, labels=None):
     else:
         frame = pd.DataFrame({"Configuration": [labels[e] for e in stats["Experiment"]], "Seeds": stats["n"]})
         align = ["l", "r"]
-    for c in grid.ACCURACIES:
+    for c in ACCURACIES:
         mean, std = (100 * stats[c].str[i] for i in (0, 1))
         frame[f"{c} (%) mean ± std"] = mean.map("{:.2f}".format) + (" ± " + std.map("{:.2f}".format)).where(
             stats["n"] > 1, "")
-    return markdown(frame, align + ["r"] * len(grid.ACCURACIES))
+    return markdown(frame, align + ["r"] * len(ACCURACIES))
 
 
 def best_sentence(mode, how, best, shown, epochs, describe_run, chosen=True):

@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import runtime
-
 _UMASK = os.umask(0o022)  # read the process umask (os.umask sets it too) ...
 os.umask(_UMASK)  # ... and put it back
 
@@ -86,28 +84,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def select_device(name=None):
-    """CUDA, else Apple MPS, else CPU (with a notice that says in what precision); `name` overrides."""
-    if name:
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise UserError(f"--device {name} is not a device; use cuda, cuda:1, mps or cpu") from None
-        if device.type not in ("cuda", "mps", "cpu"):
-            raise UserError(f"--device {name} is not supported; use cuda, cuda:1, mps or cpu")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError(f"--device {name} was asked for, but CUDA is not available on this machine")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise UserError(f"--device {name} was asked for, but Apple MPS is not available on this machine")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    print(f"notice: no GPU found, running on the CPU in {runtime.cpu_precision()}")
-    return torch.device("cpu")
 
 
 def default_workers():

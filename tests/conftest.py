@@ -83,6 +83,13 @@ def train_args(tmp_path, data, *flags):
          "--logdir", str(tmp_path / "runs"), "--ckpt-dir", str(tmp_path / "ckpt"), *map(str, flags)])
 
 
+def cpu_runtime(args):
+    """The Runtime train.py decides for `args` on the CPU (its precision, memory format and eval batch)."""
+    from caltech import runtime
+    return runtime.decide(torch.device("cpu"), getattr(args, "amp", True), args.batch_size,
+                          getattr(args, "eval_batch_size", None))
+
+
 def read_scalars(run_dir):
     """{tag: [(step, value), ...]} from a run's event files, as TensorBoard resolves them."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -134,8 +141,8 @@ def planned_validation(monkeypatch, accuracies):
     from caltech import engine
     real = engine.evaluate
 
-    def evaluate_(model, loader, criterion, ctx, num_classes, device, desc="eval", **kwargs):
-        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, **kwargs)
+    def evaluate_(model, loader, criterion, rt, num_classes, desc="eval", **kwargs):
+        meter = real(model, loader, criterion, rt, num_classes, desc=desc, **kwargs)
         if not desc.endswith(" val"):
             return meter
         summary = {**meter.summary(), "acc": accuracies[int(desc.split()[1].split("/")[0]) - 1]}

@@ -10,6 +10,7 @@ import torch
 
 import predict
 from caltech import checkpoint, grid
+from caltech.results import append_result, make_row
 from caltech.split import build_split, read_split
 from conftest import make_image_folder, read_rows
 
@@ -38,14 +39,14 @@ def test_a_killed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
 
 
 def results_row(lr_base):
-    return grid.make_row(grid.Trial(1, 1, 1e-3, lr_base, 107, True), {
+    return make_row(grid.Trial(1, 1, 1e-3, lr_base, 107, True), {
         "best_val_acc": 0.5, "test_acc": 0.5, "test_mean_class_acc": 0.5, "train_seconds": 1.0})
 
 
 def test_a_killed_results_csv_rewrite_keeps_the_previous_rows(tmp_path):
     path = tmp_path / "results.csv"
-    grid.append_result(path, results_row(1e-4))
-    killed_before_rename(lambda: grid.append_result(path, results_row(1e-5)))
+    append_result(path, results_row(1e-4))
+    killed_before_rename(lambda: append_result(path, results_row(1e-5)))
     assert [r["LR_Base"] for r in read_rows(path)] == ["0.0001"]
     assert leftovers(tmp_path, ".results.csv.lock") == ["results.csv"]
 

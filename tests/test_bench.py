@@ -6,7 +6,6 @@ from PIL import Image
 
 import bench
 import train
-from caltech import bench as caltech_bench
 from caltech import engine
 
 KEYS = [f"{m}_{p}" for m in ("pipeline_img_s", "train_img_s", "eval_img_s", "epoch_s") for p in ("original", "project")]
@@ -43,7 +42,7 @@ def test_synthetic_benchmark_measures_whole_passes_of_both_pipelines(tmp_path, c
 
 
 def test_synthetic_images_have_caltechs_typical_size(tmp_path):
-    caltech_bench.make_synthetic(tmp_path, classes=1, per_class=1)
+    bench.make_synthetic(tmp_path, classes=1, per_class=1)
     with Image.open(tmp_path / "class_000" / "image_0000.jpg") as img:
         assert img.size == (300, 240)
 
@@ -63,17 +62,17 @@ def test_bench_needs_exactly_one_data_source():
 
 def test_compute_comparison_measures_each_variant_side_by_side(tmp_path, capsys, monkeypatch):
     # torch.compile's variants cost a minute of compilation: the wiring is the same without them
-    monkeypatch.setattr(caltech_bench, "CPU_VARIANTS", [v for v in caltech_bench.CPU_VARIANTS if not v[4]])
-    threads = caltech_bench.torch.get_num_threads()
+    monkeypatch.setattr(bench, "VARIANTS", [v for v in bench.VARIANTS if not v[4]])
+    threads = bench.torch.get_num_threads()
     args = bench.get_args_parser().parse_args(
         ["--synthetic", "--classes", "3", "--per-class", "13", "--steps", "1", "--image-size", "32",
          "--batch-size", "4", "--device", "cpu", "--compute", "--json", str(tmp_path / "compute.json")])
-    caltech_bench.torch.set_num_threads(2)  # so that the 1-thread variant's count differs from the default
+    bench.torch.set_num_threads(2)  # so that the 1-thread variant's count differs from the default
     try:
         results = bench.main(args)
-        assert caltech_bench.torch.get_num_threads() == 2  # the 1-thread variant put the count back
+        assert bench.torch.get_num_threads() == 2  # the 1-thread variant put the count back
     finally:
-        caltech_bench.torch.set_num_threads(threads)
+        bench.torch.set_num_threads(threads)
     assert json.loads((tmp_path / "compute.json").read_text()) == results
     names = ["fp32 (default)", "channels_last", "bf16 autocast", "bf16 + channels_last", "1 thread"]
     assert list(results["variants"]) == names

@@ -12,7 +12,7 @@ from caltech.datasets import build_loader, pil_loader
 from caltech.split import build_split, read_split
 from caltech.transforms import MEAN, STD, BatchTransform, eval_preset
 from caltech.utils import UserError
-from conftest import make_image_folder, train_args
+from conftest import cpu_runtime, make_image_folder, train_args
 
 CPU = torch.device("cpu")
 
@@ -20,6 +20,7 @@ CPU = torch.device("cpu")
 def loader_args(tmp_path, split, loader, image_size=32):
     args = train_args(tmp_path, split.root, "--loader", loader, "--image-size", image_size)
     args.cache_dir, args.eval_batch_size = str(tmp_path / "cache"), 8
+    train.resolve_model(args)  # the normalisation of the model's weights, as train.py resolves it
     return args
 
 
@@ -35,8 +36,9 @@ def unnormalise(x):
 
 
 def test_cached_eval_tensors_equal_pil_eval_tensors(tiny_split, tmp_path):
-    cached, _ = one_epoch(build_loader(tiny_split, "test", loader_args(tmp_path, tiny_split, "cached"), CPU), 0)
-    pil, _ = one_epoch(build_loader(tiny_split, "test", loader_args(tmp_path, tiny_split, "pil"), CPU), 0)
+    cached_args, pil_args = (loader_args(tmp_path, tiny_split, loader) for loader in ("cached", "pil"))
+    cached, _ = one_epoch(build_loader(tiny_split, "test", cached_args, cpu_runtime(cached_args)), 0)
+    pil, _ = one_epoch(build_loader(tiny_split, "test", pil_args, cpu_runtime(pil_args)), 0)
     direct = torch.stack([eval_preset(32)(pil_loader(p)) for p, _ in tiny_split.samples["test"]])
     assert cached.shape == pil.shape == (24, 3, 32, 32)
     assert (unnormalise(cached) - unnormalise(pil)).abs().max() <= 1 / 255
@@ -46,8 +48,9 @@ def test_cached_eval_tensors_equal_pil_eval_tensors(tiny_split, tmp_path):
 @pytest.mark.parametrize("kind", ["cached", "pil"])
 def test_only_the_training_loader_augments(tiny_split, tmp_path, kind):
     args = loader_args(tmp_path, tiny_split, kind)
-    train_loader = build_loader(tiny_split, "train", args, CPU)
-    eval_of_train = build_loader(tiny_split, "train", args, CPU, train=False)  # train images, eval transform
+    train_loader = build_loader(tiny_split, "train", args, cpu_runtime(args))
+    # the train images through the eval transform
+    eval_of_train = build_loader(tiny_split, "train", args, cpu_runtime(args), train=False)
     x0, y0 = one_epoch(train_loader, 0)
     x1, y1 = one_epoch(train_loader, 1)
     e0, ey = one_epoch(eval_of_train, 0)
@@ -59,7 +62,7 @@ def test_only_the_training_loader_augments(tiny_split, tmp_path, kind):
     distance = torch.cdist(x0.flatten(1), e0.flatten(1))
     assert distance.min() > 1e-3
     assert torch.equal(one_epoch(train_loader, 1)[0], x1)  # but an epoch is reproducible on its own
-    val = build_loader(tiny_split, "val", args, CPU)
+    val = build_loader(tiny_split, "val", args, cpu_runtime(args))
     assert torch.equal(one_epoch(val, 0)[0], one_epoch(val, 3)[0])
 
 
@@ -201,7 +204,7 @@ def views(loader, epoch):
 def test_each_training_image_gets_new_crops_and_flips_every_epoch_and_eval_images_never_change(ramp_split,
                                                                                                    tmp_path, kind):
     args = loader_args(tmp_path, ramp_split, kind)
-    train_loader = build_loader(ramp_split, "train", args, CPU)
+    train_loader = build_loader(ramp_split, "train", args, cpu_runtime(args))
     epochs = [views(train_loader, e) for e in range(8)]
     n_train = len(ramp_split.samples["train"])
     assert all(len(v) == n_train for v, _ in epochs)  # every image exactly once per epoch
@@ -214,7 +217,7 @@ def test_each_training_image_gets_new_crops_and_flips_every_epoch_and_eval_image
     orders = [tuple(order) for _, order in epochs]
     assert len(set(orders)) == len(orders)  # reshuffled every epoch
     for name in ("val", "test"):
-        loader = build_loader(ramp_split, name, args, CPU)
+        loader = build_loader(ramp_split, name, args, cpu_runtime(args))
         first, order = one_epoch(loader, 0)
         again, order_again = one_epoch(loader, 3)
         assert torch.equal(first, again) and torch.equal(order, order_again)
@@ -230,7 +233,7 @@ def test_eval_preset_is_the_published_square_resize_and_normalisation():
 def test_pil_loader_runs_in_workers_processes_at_its_batch_sizes_and_builds_no_cache(tiny_split, tmp_path):
     args = loader_args(tmp_path, tiny_split, "pil")
     args.workers, args.eval_batch_size = 2, 5
-    train_loader, val_loader = (build_loader(tiny_split, name, args, CPU) for name in ("train", "val"))
+    train_loader, val_loader = (build_loader(tiny_split, name, args, cpu_runtime(args)) for name in ("train", "val"))
     assert (train_loader.loader.num_workers, train_loader.loader.batch_size) == (2, 8)
     assert (val_loader.loader.num_workers, val_loader.loader.batch_size) == (2, 5)
     assert not (tmp_path / "cache").exists()
@@ -242,7 +245,7 @@ def test_seed_reaches_the_training_shuffle(tiny_split, tmp_path, kind):
         args = loader_args(tmp_path, tiny_split, kind)
         args.seed = seed
         torch.manual_seed(0)  # the global generator alike: only --seed differs
-        return one_epoch(build_loader(tiny_split, "train", args, CPU), 0)
+        return one_epoch(build_loader(tiny_split, "train", args, cpu_runtime(args)), 0)
     (x1, y1), (x1_again, _), (_, y2) = first_epoch(1), first_epoch(1), first_epoch(2)
     assert torch.equal(x1, x1_again)
     assert not torch.equal(y1, y2)  # another order

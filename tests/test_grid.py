@@ -13,7 +13,8 @@ import torch
 import evaluate
 import grid_search
 import train
-from caltech import engine, grid
+from caltech import engine, grid, runtime
+from caltech.results import COLUMNS, append_result, make_row
 from caltech.split import read_split
 from caltech.utils import UserError
 from conftest import ORIGINAL_RUNS, grid_flags, kill_on_call, make_image_folder, read_rows, run_script
@@ -26,8 +27,8 @@ def grid_args(tmp_path, data, *flags):
 def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_split, tmp_path, capsys):
     out = grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-2"))
     rows = read_rows(tmp_path / "results.csv")
-    assert len(rows) == 2 and list(rows[0]) == grid.COLUMNS
-    assert all(all(row[c] != "" for c in grid.COLUMNS if c != "Recipe") for row in rows)
+    assert len(rows) == 2 and list(rows[0]) == COLUMNS
+    assert all(all(row[c] != "" for c in COLUMNS if c != "Recipe") for row in rows)
     assert {(r["Model"], r["Image_Size"], r["Batch_Size"], r["Device"]) for r in rows} == {
         ("resnet18", "32", "8", "cpu")}
     assert {r["Split_SHA256"] for r in rows} == {tiny_split.sha256}
@@ -191,11 +192,11 @@ def test_evaluate_finds_a_bare_name_in_checkpoints(trained, tmp_path, monkeypatc
 APPEND_ROWS = """
 import sys
 sys.path.insert(0, {root!r})
-from caltech import grid
+from caltech import grid, results
 seed = int(sys.argv[1])
 for trial in grid.make_trials([1], [1e-3], [float(i) for i in range(1, 41)], [seed], scratch=True):
-    grid.append_result(sys.argv[2], grid.make_row(trial, {{"best_val_acc": 0.5, "test_acc": 0.5,
-                                                           "test_mean_class_acc": 0.5, "train_seconds": 1.0}}))
+    results.append_result(sys.argv[2], results.make_row(trial, {{"best_val_acc": 0.5, "test_acc": 0.5,
+                                                                 "test_mean_class_acc": 0.5, "train_seconds": 1.0}}))
 """
 
 
@@ -242,7 +243,7 @@ def test_grid_passes_every_listed_train_flag_to_each_run(tmp_path):
 
 def test_results_csv_has_the_published_columns_then_ours_formatted_as_documented(tmp_path):
     trial = grid.Trial(3, 20, 5e-4, 1e-4, 108, False, "ls0.1", (("model", "resnet18"), ("image_size", 224)), "ab" * 32)
-    grid.append_result(tmp_path / "r.csv", grid.make_row(trial, {
+    append_result(tmp_path / "r.csv", make_row(trial, {
         "best_val_acc": 0.951234, "test_acc": 0.96144, "test_mean_class_acc": 0.9, "train_seconds": 61.26,
         "epochs_run": 17, "device": "cuda", "precision": "bfloat16"}))
     header, line = (tmp_path / "r.csv").read_text().splitlines()
@@ -262,8 +263,8 @@ def planned_evaluation(monkeypatch, owner):
     """owner's engine.evaluate returns planned, distinct figures; records each call's tta and the loader's args."""
     real, calls = engine.evaluate, []
 
-    def evaluate_(model, loader, criterion, ctx, num_classes, device, desc="eval", tta=False):
-        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, tta=tta)
+    def evaluate_(model, loader, criterion, rt, num_classes, desc="eval", tta=False):
+        meter = real(model, loader, criterion, rt, num_classes, desc=desc, tta=tta)
         calls.append({"tta": tta, "n": meter.n})
         summary = {**meter.summary(), "acc": 0.125, "mean_class_acc": 0.25, "top5": 0.5}
         return type("PlannedMeter", (), {"summary": lambda self: summary})()
@@ -282,8 +283,8 @@ def test_evaluate_reports_each_metric_under_its_key_with_the_runs_settings_unles
     torch.save(ckpt, run_ckpt)
     calls, loaders = planned_evaluation(monkeypatch, evaluate)
     devices = []
-    select = evaluate.select_device
-    monkeypatch.setattr(evaluate, "select_device", lambda name: (devices.append(name), select(name))[1])
+    select = runtime.select_device
+    monkeypatch.setattr(runtime, "select_device", lambda name: (devices.append(name), select(name))[1])
     evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", str(run_ckpt), "--json", str(tmp_path / "m.json")]))
     assert json.loads((tmp_path / "m.json").read_text()) == {
         "test_acc": 0.125, "test_mean_class_acc": 0.25, "test_top5": 0.5, "test_n": 24, "split": "test"}

@@ -6,7 +6,8 @@ import pytest
 
 import grid_search
 import train
-from caltech import engine, grid
+from caltech import engine
+from caltech.results import row_settings
 from conftest import grid_flags, read_rows
 
 # two valid values for every recipe setting beside the published axes and the seed
@@ -83,7 +84,7 @@ def test_a_product_grid_runs_its_rows_table_and_shared_prefixes(tiny_split, tmp_
     assert [line.split()[-6] for line in lines] == ["adam", "adam", "sgd", "sgd"]  # the column that varies
     rows = read_rows(tmp_path / "results.csv")
     assert sorted(json.loads(r["Settings"])["optimizer"] for r in rows) == ["adam", "adam", "sgd", "sgd"]
-    assert all(json.loads(r["Settings"]) == grid.row_settings(r) and set(train.RECIPE) <= set(grid.row_settings(r))
+    assert all(json.loads(r["Settings"]) == row_settings(r) and set(train.RECIPE) <= set(row_settings(r))
                for r in rows)
     assert {r["Run"] for r in out["rows"]} == {r["Run"] for r in rows}
     sgd = [r for r in rows if "_sgd_" in r["Run"]]

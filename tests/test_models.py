@@ -10,12 +10,11 @@ import evaluate
 import grid_search
 import predict
 import train
-from caltech import bench as caltech_bench
 from caltech.datasets import build_loader, pil_loader
 from caltech.model import cached_weights_path
 from caltech.transforms import MEAN, STD, eval_preset
 from caltech.utils import UserError
-from conftest import grid_flags, train_args
+from conftest import cpu_runtime, grid_flags, train_args
 
 CPU = torch.device("cpu")
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm statistics move even at lr 0
@@ -112,7 +111,7 @@ def test_weights_own_normalisation_and_size_reach_both_loaders(tiny_split, tmp_p
                                                      for p, _ in tiny_split.samples["val"]]))
     for loader in ("cached", "pil"):
         args.loader = loader
-        got = torch.cat([x for x, _ in build_loader(tiny_split, "val", args, CPU)])
+        got = torch.cat([x for x, _ in build_loader(tiny_split, "val", args, cpu_runtime(args))])
         assert torch.allclose(got, expected, atol=1e-5), loader
 
 
@@ -153,7 +152,7 @@ def test_grid_passes_model_weights_name_and_patience_to_every_run(tmp_path):
 
 
 def test_bench_measures_the_model_asked_for(tmp_path, monkeypatch):
-    built = spy_returns(monkeypatch, caltech_bench, "build_model", keep=lambda m: type(m).__name__)
+    built = spy_returns(monkeypatch, bench, "build_model", keep=lambda m: type(m).__name__)
     results = bench.main(bench.get_args_parser().parse_args(
         ["--synthetic", "--classes", "2", "--per-class", "12", "--steps", "1", "--image-size", "32",
          "--batch-size", "8", "--device", "cpu", "--model", "mobilenet_v3_small"]))

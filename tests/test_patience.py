@@ -6,8 +6,7 @@ import torch
 
 import grid_search
 import train
-from caltech import engine, grid, tables
-from caltech.tables import read_results as report_read_results
+from caltech import engine, grid, results, tables
 from conftest import grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
 
 FLAGS = ["--scratch", "--epochs", 8, "--patience", 2, "--threads", 1]
@@ -60,7 +59,7 @@ def test_grid_table_and_csv_show_the_epochs_run(tiny_split, tmp_path, capsys, pl
     out = grid_search.main(grid_search.get_args_parser().parse_args(
         grid_flags(tmp_path, tiny_split.root, "--epochs", 8, "--patience", 2, "--lr-base", 1e-4)))
     (row,) = read_rows(tmp_path / "results.csv")
-    assert list(row) == grid.COLUMNS and "Epochs_Run" in grid.LATER
+    assert list(row) == results.COLUMNS and "Epochs_Run" in results.LATER
     metrics = json.loads((tmp_path / "ckpt" / row["Run"] / "metrics.json").read_text())
     assert row["Recipe"] == "pat2" and row["Epochs"] == "8" and row["Epochs_Run"] == str(STOP)
     assert metrics["epochs_run"] == STOP
@@ -71,13 +70,13 @@ def test_grid_table_and_csv_show_the_epochs_run(tiny_split, tmp_path, capsys, pl
 
 def test_results_written_before_epochs_run_existed_still_read(tmp_path):
     old = tmp_path / "old.csv"
-    columns = grid.COLUMNS[:grid.COLUMNS.index("Epochs_Run")]
+    columns = results.COLUMNS[:results.COLUMNS.index("Epochs_Run")]
     values = ["1", "30", "0.001", "0.0001", "0.9500", "0.9600", "0.9400", "107", "False", "12.0", "grid_exp1", ""]
     old.write_text(",".join(columns) + "\n" + ",".join(values) + "\n")
-    rows = grid.read_results(old)
+    rows = results.read_rows(old)
     assert tables.console_grid_table(rows, rows[0]).splitlines()[1].split()[-1] == "30"  # it ran all its epochs
-    assert report_read_results(old).rows[0]["Run"] == "grid_exp1"
-    row = grid.make_row(grid.Trial(2, 20, 1e-3, 1e-4, 107, False), {
+    assert results.read_results(old).rows[0]["Run"] == "grid_exp1"
+    row = results.make_row(grid.Trial(2, 20, 1e-3, 1e-4, 107, False), {
         "best_val_acc": 0.9, "test_acc": 0.9, "test_mean_class_acc": 0.9, "train_seconds": 1.0, "epochs_run": 7})
-    grid.append_result(old, row)
+    results.append_result(old, row)
     assert [r["Epochs_Run"] for r in read_rows(old)] == ["", "7"]

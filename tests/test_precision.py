@@ -4,13 +4,13 @@ import pytest
 import torch
 
 import train
-from caltech import engine, metrics, runtime, utils
+from caltech import engine, metrics, runtime
 from conftest import kill_on_call, read_scalars, train_args
 
 
 def force_precision(monkeypatch, dtype):
     real = runtime.precision
-    monkeypatch.setattr(runtime, "precision", lambda device, amp=True: real(device, amp, dtype=dtype))
+    monkeypatch.setattr(runtime, "precision", lambda device, amp=True, _=None: real(device, amp, dtype=dtype))
 
 
 def logit_dtypes(monkeypatch):
@@ -54,7 +54,7 @@ def test_precision_choices(monkeypatch):
 def test_run_with_an_enabled_grad_scaler_resumes_exactly(tiny_split, tmp_path, monkeypatch):
     # bf16 autocast with a live GradScaler: the scaler's code path at CPU speed (fp16 convolutions are
     # emulated on the CPU, 40x slower)
-    monkeypatch.setattr(runtime, "precision", lambda device, amp=True: (
+    monkeypatch.setattr(runtime, "precision", lambda device, amp=True, dtype=None: (
         torch.autocast("cpu", dtype=torch.bfloat16), torch.amp.GradScaler("cpu", init_scale=2.0**4), "bfloat16"))
     flags = ["--scratch", "--epochs", 3, "--threads", 1]
     train.main(train_args(tmp_path, tiny_split.root, *flags, "--run-name", "straight"))
@@ -115,8 +115,8 @@ def test_the_no_gpu_notice_states_the_cpu_precision_and_no_time(monkeypatch, cap
     for native, precision in ((True, "bf16 mixed precision, native on this CPU"),
                               (False, "fp32: this CPU has no native bf16")):
         monkeypatch.setattr(runtime, "native_cpu_bf16", lambda native=native: native)
-        assert utils.select_device().type == "cpu"
+        assert runtime.select_device().type == "cpu"
         out = capsys.readouterr().out
         assert out.startswith(f"notice: no GPU found, running on the CPU in {precision}") and "minute" not in out
-    utils.select_device("cpu")  # asked for: no notice
+    runtime.select_device("cpu")  # asked for: no notice
     assert capsys.readouterr().out == ""

@@ -11,7 +11,7 @@ from caltech import checkpoint, engine, runtime
 from caltech.datasets import build_loader
 from caltech.model import from_checkpoint
 from caltech.utils import UserError
-from conftest import read_rows, run_script, train_args
+from conftest import cpu_runtime, read_rows, run_script, train_args
 
 CPU = torch.device("cpu")
 
@@ -34,7 +34,7 @@ def evaluate_path(ckpt_path, split, name, tta=False, **hparams):
     model = from_checkpoint(ckpt, ckpt_path).eval().to(memory_format=rt.memory_format)
     with torch.no_grad():
         logits = torch.cat([engine.predict_logits(model, x, rt.ctx, tta)
-                            for x, _ in build_loader(split, name, run, CPU, train=False)])
+                            for x, _ in build_loader(split, name, run, cpu_runtime(run), train=False)])
     return {str(path): p for (path, _), p in zip(split.samples[name], logits.softmax(1), strict=True)}
 
 

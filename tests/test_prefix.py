@@ -7,7 +7,8 @@ import torch
 
 import grid_search
 import train
-from caltech import engine, grid
+from caltech import engine
+from caltech import results as results_csv
 from caltech.optim import is_prefix, lr_factors
 from caltech.utils import UserError
 from conftest import grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
@@ -103,7 +104,7 @@ def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(ti
 
     # killed as the first run's row was being written, after its checkpoints: it is tested again, not retrained
     with pytest.MonkeyPatch.context() as patch:
-        kill_on_call(patch, grid, "append_result", 1)
+        kill_on_call(patch, results_csv, "append_result", 1)
         with pytest.raises(KeyboardInterrupt):
             grid_search.main(grid_args(tmp_path / "b", tiny_split.root, *flags))
     assert not (tmp_path / "b" / "results.csv").exists()

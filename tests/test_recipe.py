@@ -15,7 +15,7 @@ from caltech import engine, runtime
 from caltech.datasets import build_loader
 from caltech.transforms import resized_crop_params, resized_crops, train_preset
 from caltech.utils import UserError
-from conftest import grid_flags, kill_on_call, read_rows, read_scalars, train_args
+from conftest import cpu_runtime, grid_flags, kill_on_call, read_rows, read_scalars, train_args
 
 CPU = torch.device("cpu")
 OPTIONS = ["--train-crop", "resized", "--min-scale", 0.3, "--auto-augment", "trivial", "--label-smoothing", 0.1,
@@ -145,7 +145,8 @@ def test_augmentation_options_reach_both_loaders_and_only_for_training(tiny_spli
     args = train_args(tmp_path, tiny_split.root, "--loader", kind, "--train-crop", "resized", "--min-scale", 0.3,
                       "--auto-augment", "randaugment")
     args.cache_dir, args.eval_batch_size = str(tmp_path / "cache"), 8
-    train_loader, val_loader = build_loader(tiny_split, "train", args, CPU), build_loader(tiny_split, "val", args, CPU)
+    train.resolve_model(args)
+    train_loader, val_loader = (build_loader(tiny_split, name, args, cpu_runtime(args)) for name in ("train", "val"))
     if kind == "pil":
         ops = train_loader.loader.dataset.transform.transforms
         crop = next(t for t in ops if isinstance(t, T.RandomResizedCrop))
@@ -210,11 +211,9 @@ def test_mixer_feeds_soft_targets_to_the_loss_and_hard_labels_to_the_accuracy():
         seen.append(targets)
         return nn.functional.cross_entropy(logits, targets)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    import contextlib
     torch.manual_seed(0)
-    stats = engine.train_one_epoch(model, [(images, labels)], criterion, optimizer, scaler, contextlib.nullcontext(),
-                                   3, CPU, mix=engine.batch_mixer(mixup=0.5, num_classes=3))
+    stats = engine.train_one_epoch(model, [(images, labels)], criterion, optimizer, runtime.decide(CPU, amp=False), 3,
+                                   mix=engine.batch_mixer(mixup=0.5, num_classes=3))
     assert seen[0].shape == (6, 3) and seen[0].dtype.is_floating_point
     assert not torch.equal(seen[0], nn.functional.one_hot(labels, 3).float())  # really mixed
     assert stats["n"] == 6

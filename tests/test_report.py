@@ -8,7 +8,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 import evaluate
 import report
-from caltech import grid, plots, tblogs
+from caltech import grid, plots, tblog
+from caltech.results import make_row, read_rows, write_results
 from caltech.utils import UserError, run_cli
 from conftest import ORIGINAL_RUNS, run_script
 
@@ -51,10 +52,10 @@ def fake_grid(tmp_path_factory):
             "epochs": trial.epochs, "lr_fc": trial.lr_fc, "lr_base": trial.lr_base, "seed": trial.seed,
             "scratch": trial.scratch, "run_name": trial.run_name}
         write_run(runs / trial.run_name, trial.epochs, val_acc, tags, hparams)
-        rows.append(grid.make_row(trial, {"best_val_acc": val_acc, "test_acc": val_acc - 0.01,
+        rows.append(make_row(trial, {"best_val_acc": val_acc, "test_acc": val_acc - 0.01,
                                           "test_mean_class_acc": val_acc - 0.02, "train_seconds": 1.0}))
     write_run(runs / "baseline_random_init", 5, 0.3, PUBLISHED_TAGS, {"scratch": True, "epochs": 5})
-    grid.write_results(root / "results.csv", rows)
+    write_results(root / "results.csv", rows)
     classes = ["ant", "bee", "cat", "dog", "eel"]
     confusion = torch.tensor([[5, 1, 0, 0, 0], [2, 3, 0, 0, 1], [0, 0, 7, 0, 0], [0, 1, 0, 1, 0], [0, 0, 0, 0, 4]])
     evaluate.write_tables(root / "eval", classes, confusion)
@@ -120,7 +121,7 @@ def test_report_on_a_fake_grid(fake_grid, tmp_path, capsys, drawn, colours):
 
 
 def test_scratch_runs_are_found_by_name_or_hparams(fake_grid):
-    names = [run.folder.name for run in tblogs.scratch_runs(fake_grid / "runs")]
+    names = [run.folder.name for run in tblog.scratch_runs(fake_grid / "runs")]
     assert names == ["baseline_random_init", TRIALS[4][0].run_name]
 
 
@@ -146,9 +147,9 @@ def test_epochs_restricts_the_curves_and_the_comparison(fake_grid, tmp_path, cap
 
 
 def test_missing_run_folder_is_a_warning(fake_grid, tmp_path, capsys):
-    rows = grid.read_results(fake_grid / "results.csv")
+    rows = read_rows(fake_grid / "results.csv")
     rows[0] = {**rows[0], "Run": "grid_exp1_gone"}
-    grid.write_results(tmp_path / "results.csv", rows)
+    write_results(tmp_path / "results.csv", rows)
     run_report("--runs", fake_grid / "runs", "--results", tmp_path / "results.csv", "--out", tmp_path / "out")
     err = capsys.readouterr().err
     assert "warning: run folder" in err and "grid_exp1_gone" in err and "Traceback" not in err
@@ -219,8 +220,11 @@ def colours(monkeypatch):
 def test_compare_adds_runs_from_other_folders_to_figures_4_to_6(fake_grid, tmp_path, drawn):
     elsewhere = tmp_path / "other_root" / "ours_scratch"
     write_run(elsewhere, 6, 0.5, PUBLISHED_TAGS)
+    lossy = tmp_path / "elsewhere" / "deeper" / "run"
+    write_run(lossy, 2, 0.3, ("Loss/train",))  # no Accuracy/val: left out of that figure alone, with a warning
     out = tmp_path / "report"
     run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out,
+               "--compare", f"loss only={lossy}",
                "--compare", f"ours, with augmentation={elsewhere}",
                "--compare", f"known scratch={fake_grid / 'runs' / 'baseline_random_init'}")
     for name in CURVE_FIGURES[:3]:
@@ -235,6 +239,8 @@ def test_compare_adds_runs_from_other_folders_to_figures_4_to_6(fake_grid, tmp_p
         tag = {100: "Accuracy/val", 1: "Loss/train" if "train" in name else "Loss/val"}[scale]
         expected = {"Accuracy/val": 0.5 * 6 / 6, "Loss/train": 2.0 / 6, "Loss/val": 2.4 / 6}[tag]
         assert values[-1] == pytest.approx(expected * scale)  # its own scalars, accuracy in percent
+    assert [name for name in CURVE_FIGURES if "loss only" in drawn[name]] == [CURVE_FIGURES[4]]
+    assert drawn[CURVE_FIGURES[4]]["loss only"] == ([1, 2], pytest.approx([2.0, 1.0]))
     md = (out / "RESULTS.md").read_text()
     assert "*ours, with augmentation*" in md and str(elsewhere) in md
 
@@ -256,22 +262,6 @@ def test_compare_styles_are_distinct(fake_grid, tmp_path, monkeypatch):
     assert [runs[0].folder for label, _, runs in series if label.startswith("extra")] == extra
     styles = [tuple(sorted(style.items())) for _, style, _ in series]
     assert len(set(styles)) == len(styles) == 5  # fine-tuned, 2 scratch runs of --runs, 2 --compare runs
-
-
-def test_plot_runs_draws_runs_from_any_roots(tmp_path, drawn):
-    a, b = tmp_path / "root_a" / "run", tmp_path / "elsewhere" / "deeper" / "run"
-    write_run(a, 4, 0.8, PUBLISHED_TAGS)
-    write_run(b, 2, 0.3, ("Loss/train",))  # no Accuracy/val: left out with a warning
-    path = plots.plot_runs([("A", a), ("B", b, {"color": "black"})], "Accuracy/val",
-                           "validation accuracy (%)", "Study", tmp_path / "study.png")
-    assert path == tmp_path / "study.png"
-    assert_png(path)
-    assert drawn["study.png"] == {"A": ([1, 2, 3, 4], pytest.approx([20.0, 40.0, 60.0, 80.0]))}
-    plots.plot_runs([("A", a), ("B", b, {"color": "black"})], "Loss/train", "loss", "Study",
-                    tmp_path / "loss.png")
-    assert drawn["loss.png"]["B"] == ([1, 2], pytest.approx([2.0, 1.0]))
-    with pytest.raises(UserError, match="holds no events.out.tfevents"):
-        plots.plot_runs([("root", tmp_path / "root_a")], "Accuracy/val", "acc", "t", tmp_path / "x.png")
 
 
 @pytest.mark.parametrize("value, message", [

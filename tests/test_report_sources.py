@@ -10,7 +10,8 @@ from test_report import PUBLISHED_TAGS, run_report, table_rows, write_run
 import evaluate
 import grid_search
 import train
-from caltech import grid, labels, plots, reproduce
+from caltech import labels, plots, reproduce
+from caltech.results import COLUMNS
 from conftest import ORIGINAL_RUNS, grid_flags, train_args
 
 CURVES = ["val_accuracy", "train_loss", "val_loss"]
@@ -162,7 +163,7 @@ def test_our_published_recipe_runs_are_set_against_the_published_grid(tmp_path):
             results_row(5, 30, 0.001, 0.0001, 0.5, 0.5, settings={**recipe, "epochs": 30, "image_size": 112}),
             results_row(6, 30, 0.001, 1e-05, 0.5, 0.5, settings={**recipe, "epochs": 30, "model": "resnet50"}),
             results_row(7, 30, 0.0005, 0.0001, 0.5, 0.5, scratch=True)]
-    columns = list(dict.fromkeys([*grid.COLUMNS, "Settings"]))
+    columns = list(dict.fromkeys([*COLUMNS, "Settings"]))
     pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "results.csv", index=False)
     runs = tmp_path / "runs"
     for row in rows:
@@ -213,7 +214,7 @@ def test_labels_name_only_what_tells_runs_apart():
 def test_crashed_runs_with_empty_folders_are_skipped_in_one_line_each(tmp_path, capsys):
     runs = tmp_path / "runs"
     rows = [results_row(1, 2, 0.001, 0.0001, 0.9, 0.9), results_row(2, 2, 0.001, 1e-05, 0.8, 0.8)]
-    pd.DataFrame(rows, columns=list(dict.fromkeys([*grid.COLUMNS, "Settings"]))).to_csv(tmp_path / "r.csv",
+    pd.DataFrame(rows, columns=list(dict.fromkeys([*COLUMNS, "Settings"]))).to_csv(tmp_path / "r.csv",
                                                                                         index=False)
     write_run(runs / rows[0]["Run"], 2, 0.9, PUBLISHED_TAGS)
     (runs / rows[1]["Run"]).mkdir()  # its row was written, then its logs lost

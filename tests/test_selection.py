@@ -30,8 +30,8 @@ def plan_validation(monkeypatch):
     record the weights every test evaluation scores."""
     real, tested = engine.evaluate, []
 
-    def evaluate_(model, loader, criterion, ctx, num_classes, device, desc="eval", **kwargs):
-        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, **kwargs)
+    def evaluate_(model, loader, criterion, rt, num_classes, desc="eval", **kwargs):
+        meter = real(model, loader, criterion, rt, num_classes, desc=desc, **kwargs)
         if desc == "test":
             tested.append({k: v.clone() for k, v in model.state_dict().items()})
         if "val" not in desc:

@@ -13,7 +13,8 @@ from torch.utils.tensorboard.summary import hparams as torch_hparams
 
 import grid_search
 import train
-from caltech import runlog
+from caltech import tblog
+from caltech.utils import UserError
 from conftest import grid_flags
 
 COLUMNS = [*train.RECIPE, "num_classes"]
@@ -56,12 +57,12 @@ def test_grid_writes_the_recipe_columns_and_the_declared_metrics(tiny_split, tmp
 
     root = experiment_in(tmp_path / "runs")  # beside the run folders: TensorBoard's run "."
     assert [h.name for h in root.hparam_infos] == COLUMNS  # the recipe's order, then num_classes
-    assert [h.name for h in root.hparam_infos if h.differs] == list(runlog.LEAD)
+    assert [h.name for h in root.hparam_infos if h.differs] == list(tblog.LEAD)
     types = {h.name: h.type for h in root.hparam_infos}
     assert (types["epochs"], types["scratch"], types["model"]) == (
         api_pb2.DATA_TYPE_FLOAT64, api_pb2.DATA_TYPE_BOOL, api_pb2.DATA_TYPE_STRING)
     assert {m.name.tag: m.display_name for m in root.metric_infos} == METRICS
-    assert list(METRICS) == [m.name.tag for m in root.metric_infos] == list(runlog.HPARAM_METRICS.values())
+    assert list(METRICS) == [m.name.tag for m in root.metric_infos] == list(tblog.HPARAM_METRICS.values())
 
     for run in runs:
         assert experiment_in(run) == root  # the same copy in every run
@@ -70,7 +71,7 @@ def test_grid_writes_the_recipe_columns_and_the_declared_metrics(tiny_split, tmp
         saved = json.loads((run / "hparams.json").read_text())
         assert set(session) == set(COLUMNS)
         for name in COLUMNS:
-            field = runlog.value_type(saved[name])[0]
+            field = tblog.value_type(saved[name])[0]
             assert getattr(session[name], field) == saved[name], name  # a bool stays a bool, not 0/1
         end = metadata.parse_session_end_info_plugin_data(plugin_content(run, metadata.SESSION_END_INFO_TAG))
         assert end.status == api_pb2.STATUS_SUCCESS
@@ -78,18 +79,18 @@ def test_grid_writes_the_recipe_columns_and_the_declared_metrics(tiny_split, tmp
     # what the dashboard gets: the lead first (TensorBoard 2.15+ sorts it by name), the metrics in order
     experiment, groups = dashboard(tmp_path / "runs")
     shown = [h.name for h in experiment.hparam_infos]
-    assert set(shown[:len(runlog.LEAD)]) == set(runlog.LEAD) and sorted(shown) == sorted(COLUMNS)
-    assert [m.display_name for m in experiment.metric_infos] == list(runlog.HPARAM_METRICS)
+    assert set(shown[:len(tblog.LEAD)]) == set(tblog.LEAD) and sorted(shown) == sorted(COLUMNS)
+    assert [m.display_name for m in experiment.metric_infos] == list(tblog.HPARAM_METRICS)
     assert sorted(g.name for g in groups) == [run.name for run in runs]  # one row per run, named after it
     for group in groups:
         saved = json.loads((tmp_path / "ckpt" / group.name / "metrics.json").read_text())
         values = {v.name.tag: v.value for v in group.metric_values}
-        assert values == {tag: pytest.approx(saved[key]) for key, tag in runlog.HPARAM_METRICS.items()}
+        assert values == {tag: pytest.approx(saved[key]) for key, tag in tblog.HPARAM_METRICS.items()}
         assert group.hparams["epochs"].number_value == saved["epochs"]
 
 
 def log_run(folder, hparams, metrics):
-    logger = runlog.RunLogger(folder)
+    logger = tblog.RunLogger(folder)
     logger.log_hparams(hparams, metrics, step=0)
     logger.close()
 
@@ -101,22 +102,34 @@ def test_the_root_summary_wins_over_the_one_an_older_run_holds(tmp_path):
                "batch_size": 8, "auto_augment": "none", "num_classes": 4}
     metrics = {"best_val_acc": 0.5, "test_acc": 0.25, "test_mean_class_acc": 0.25, "epochs_run": 2}
     with SummaryWriter(str(tmp_path / "runs" / "a_published_run")) as old:
-        for summary in torch_hparams(hparams, {tag: metrics[key] for key, tag in runlog.HPARAM_METRICS.items()}):
+        for summary in torch_hparams(hparams, {tag: metrics[key] for key, tag in tblog.HPARAM_METRICS.items()}):
             old._get_file_writer().add_summary(summary)
     log_run(tmp_path / "runs" / "b_new_run", hparams, metrics)
     experiment, groups = dashboard(tmp_path / "runs")
-    assert {h.name for h in experiment.hparam_infos if h.differs} == set(runlog.LEAD)  # torch's has no lead
-    assert [m.display_name for m in experiment.metric_infos] == list(runlog.HPARAM_METRICS)
+    assert {h.name for h in experiment.hparam_infos if h.differs} == set(tblog.LEAD)  # torch's has no lead
+    assert [m.display_name for m in experiment.metric_infos] == list(tblog.HPARAM_METRICS)
     assert {g.name for g in groups} == {"a_published_run", "b_new_run"}  # the older run keeps its row
 
 
 def test_the_root_summary_is_rewritten_only_when_the_settings_change(tmp_path):
     hparams = {"epochs": 2, "scratch": False, "model": "resnet18"}
-    runlog.write_experiment(tmp_path, hparams)
-    path = tmp_path / runlog.EXPERIMENT_FILE
+    tblog.write_experiment(tmp_path, hparams)
+    path = tmp_path / tblog.EXPERIMENT_FILE
     first = path.stat()
-    runlog.write_experiment(tmp_path, {**hparams, "epochs": 30})  # another run of the same recipe
+    tblog.write_experiment(tmp_path, {**hparams, "epochs": 30})  # another run of the same recipe
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
-    runlog.write_experiment(tmp_path, {**hparams, "mixup": 0.2})  # a new setting: a new column
+    tblog.write_experiment(tmp_path, {**hparams, "mixup": 0.2})  # a new setting: a new column
     assert [h.name for h in experiment_in(tmp_path).hparam_infos] == ["epochs", "scratch", "model", "mixup"]
-    assert [p.name for p in tmp_path.iterdir()] == [runlog.EXPERIMENT_FILE]  # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == [tblog.EXPERIMENT_FILE]  # no temporary file left
+
+
+def test_a_root_holding_the_experiment_summary_is_not_taken_for_a_run(tmp_path):
+    """report.py --compare takes one run's folder: the root, whose only event file is the experiment summary,
+    is refused as a root, while a run folder beside it is accepted."""
+    hparams = {"epochs": 2, "lr_fc": 1e-3, "lr_base": 1e-4, "seed": 107, "scratch": True, "model": "resnet18"}
+    metrics = {"best_val_acc": 0.5, "test_acc": 0.25, "test_mean_class_acc": 0.25, "epochs_run": 2}
+    log_run(tmp_path / "runs" / "a_run", hparams, metrics)
+    assert (tmp_path / "runs" / tblog.EXPERIMENT_FILE).is_file()
+    assert tblog.check_run_folder(tmp_path / "runs" / "a_run", "--compare") == tmp_path / "runs" / "a_run"
+    with pytest.raises(UserError, match="not a TensorBoard root"):
+        tblog.check_run_folder(tmp_path / "runs", "--compare")

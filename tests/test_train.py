@@ -16,7 +16,7 @@ from caltech.model import build_model, cached_weights_path, from_checkpoint
 from caltech.split import ensure_split, read_split
 from caltech.transforms import MEAN, STD
 from caltech.utils import UserError
-from conftest import kill_on_call, make_image_folder, read_scalars, run_script, train_args
+from conftest import cpu_runtime, kill_on_call, make_image_folder, read_scalars, run_script, train_args
 
 TAGS = {"Loss/train", "Loss/val", "Accuracy/val", "Accuracy/train", "LR/base", "LR/fc"}
 
@@ -170,8 +170,8 @@ def test_logged_validation_figures_and_saved_test_figures_are_the_right_splits_u
     planned = {"val": {"acc": 0.375}, "test": {"acc": 0.125, "mean_class_acc": 0.25, "top5": 0.5}}
     real = engine.evaluate
 
-    def evaluate_(model, loader, criterion, ctx, num_classes, device, desc="eval", **kwargs):
-        meter = real(model, loader, criterion, ctx, num_classes, device, desc=desc, **kwargs)
+    def evaluate_(model, loader, criterion, rt, num_classes, desc="eval", **kwargs):
+        meter = real(model, loader, criterion, rt, num_classes, desc=desc, **kwargs)
         summary = {**meter.summary(), **planned["test" if desc == "test" else "val"]}
         return type("PlannedMeter", (), {"summary": lambda self: summary})()
     monkeypatch.setattr(engine, "evaluate", evaluate_)
@@ -193,8 +193,7 @@ def test_logged_validation_figures_and_saved_test_figures_are_the_right_splits_u
     rt = runtime.decide(torch.device("cpu"))  # the run's precision and memory format on this machine
     model = from_checkpoint(last, "last.pth").eval().to(memory_format=rt.memory_format)
     run = argparse.Namespace(**last["hparams"])
-    val = real(model, build_loader(tiny_split, "val", run, torch.device("cpu")), nn.CrossEntropyLoss(),
-               rt.ctx, 4, torch.device("cpu")).summary()
+    val = real(model, build_loader(tiny_split, "val", run, cpu_runtime(run)), nn.CrossEntropyLoss(), rt, 4).summary()
     assert val["n"] == 12 and scalars["Loss/val"][0][1] == pytest.approx(val["loss"], rel=1e-5)
     assert scalars["Loss/train"][0][1] != pytest.approx(val["loss"], rel=1e-3)
 
@@ -218,7 +217,7 @@ def spy_calls(monkeypatch, owner, name, fake=None):
 
 def test_runtime_flags_reach_their_targets_and_their_defaults_hold(tiny_split, tmp_path, monkeypatch):
     data = copy_split(tiny_split, tmp_path / "data" / "split")
-    devices = spy_calls(monkeypatch, train, "select_device")
+    devices = spy_calls(monkeypatch, runtime, "select_device")
     threads = spy_calls(monkeypatch, torch, "set_num_threads", fake=lambda n: None)  # recorded, not applied
     compiled = spy_calls(monkeypatch, torch, "compile", fake=lambda model, *a, **k: model)
     precisions = spy_calls(monkeypatch, runtime, "precision")
@@ -282,11 +281,11 @@ def test_device_default_is_cuda_then_mps_then_cpu(monkeypatch, capsys):
     for cuda, mps, expected in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
         monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda mps=mps: mps)
-        assert utils.select_device().type == expected
+        assert runtime.select_device().type == expected
     assert "no GPU found" in capsys.readouterr().out
-    assert utils.select_device("cpu").type == "cpu"
+    assert runtime.select_device("cpu").type == "cpu"
     with pytest.raises(UserError, match="CUDA is not available"):
-        utils.select_device("cuda")
+        runtime.select_device("cuda")
 
 
 def test_worker_defaults_follow_the_cpu_count(monkeypatch):

@@ -1,0 +1,166 @@
+"""The grid's results CSV, one row per run: its columns, a row's identity, reading it (checked), and writing it
+atomically under a lock. grid_search.py adds rows; report.py reads them, or the published 6-column CSV.
+
+    rows = read_rows("grid_search_results.csv")          # a grid's rows so far: [] before its first run
+    append_result("grid_search_results.csv", make_row(trial, metrics))
+    results = read_results("grid_search_results.csv")    # for a report: must exist, ours or the published one
+
+Cells are the strings written (1e-05 stays 1e-05): a grid rewrites rows exactly as it read them.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock
+
+from .utils import UserError, atomic_write_text
+
+PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
+# Recipe: the run's non-default recipe options (train.recipe_tag), empty for the published recipe;
+# Epochs_Run: the epochs the run really trained, fewer than Epochs after an early stop (--patience);
+# Settings: the run's full recipe as JSON (every setting of train.RECIPE) and Split_SHA256 the SHA-256 of its
+# split.csv: together a row's identity. Device and Precision are for the record only.
+COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe", "Epochs_Run",
+                       "Model", "Image_Size", "Batch_Size", "Device", "Precision", "Split_SHA256", "Settings"]
+LATER = COLUMNS[COLUMNS.index("Recipe"):]  # absent from results files written before they existed: read as empty
+ACCURACIES = ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"]
+DEFAULT_RESULTS = "grid_search_results.csv"
+
+
+# ---- a row ----
+
+def make_row(trial, metrics):
+    """The row of a grid.Trial that trained to `metrics` (train.main's dict), formatted as the CSV has it."""
+    settings = trial.settings
+    return {"Experiment": trial.experiment, "Epochs": trial.epochs, "LR_FC": trial.lr_fc, "LR_Base": trial.lr_base,
+            "Best_Val_Acc": f"{metrics['best_val_acc']:.4f}", "Test_Acc": f"{metrics['test_acc']:.4f}",
+            "Test_Mean_Class_Acc": f"{metrics['test_mean_class_acc']:.4f}", "Seed": trial.seed,
+            "Scratch": str(trial.scratch), "Train_Seconds": f"{metrics['train_seconds']:.1f}",
+            "Run": trial.run_name, "Recipe": trial.recipe,
+            "Epochs_Run": metrics.get("epochs_run", trial.epochs),  # metrics from before --patience: all epochs
+            "Model": settings.get("model", ""), "Image_Size": settings.get("image_size", ""),
+            "Batch_Size": settings.get("batch_size", ""), "Device": metrics.get("device", ""),
+            "Precision": metrics.get("precision", ""), "Split_SHA256": trial.split, "Settings": trial.settings_json}
+
+
+def row_key(row):
+    """A row's identity, (full recipe, split fingerprint); None for a row that does not record both (written
+    before rows did): its settings are unknown, so it is never reused nor replaced."""
+    settings, split = row.get("Settings") or "", row.get("Split_SHA256") or ""
+    return (settings, split) if settings and split else None
+
+
+def row_settings(row):
+    """A row's full recipe as a dict ({} for a row written before rows recorded it)."""
+    try:
+        settings = json.loads(row.get("Settings") or "{}")
+    except ValueError:
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def epochs_run(row):
+    """The epochs a run really trained: rows from before early stopping ran all of theirs."""
+    return row.get("Epochs_Run") or row["Epochs"]
+
+
+# ---- reading ----
+
+@dataclass
+class Results:
+    path: Path
+    frame: pd.DataFrame  # every cell the string written, in file order
+    rows: list  # the same runs as dicts, as caltech.grid takes them; `row is best` marks a row of the table
+    ours: bool  # grid_search.py's CSV (Seed, Scratch, Run columns...), else the published 6-column one
+
+    @property
+    def columns(self):
+        return list(self.frame.columns)
+
+
+def column(frame, name, default):
+    """frame[name], or `default` in every row when the file has no such column (the published CSV)."""
+    return frame[name] if name in frame else pd.Series(default, index=frame.index, dtype=object)
+
+
+def read_frame(path):
+    """The CSV's cells as written, in a DataFrame (no columns for a file without a header); a short row's
+    missing cells are empty. A file that is not CSV text raises OSError, UnicodeDecodeError or ParserError."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False).fillna("")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def read_rows(path):
+    """A grid's rows so far (dicts of strings, as written) of a results CSV of ours; [] when it does not exist
+    or is empty. Any other file is refused: a grid would rewrite it with its own rows."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    try:
+        frame = read_frame(path)
+    except (UnicodeDecodeError, pd.errors.ParserError):
+        frame = pd.DataFrame()
+    if not {"Seed", "Scratch", "Run"} <= set(frame.columns):  # the published CSV, or no CSV at all
+        raise UserError(f"--results {path} is not a results file of grid_search.py (no Seed, Scratch and Run "
+                        "columns); pass another --results, a new file or one this script wrote")
+    return frame.to_dict("records")
+
+
+def read_results(path):
+    """Our results CSV or the published one, for a report: it must exist, and is checked enough that later
+    steps cannot fail on it."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--results {path} is a folder; pass the grid's results CSV file")
+    if not path.is_file():
+        raise UserError(f"results file {path} not found; run grid_search.py first or pass --results")
+    try:
+        frame = read_frame(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise UserError(f"results file {path} could not be read ({type(e).__name__})") from None
+    ours = "Seed" in frame and "Scratch" in frame
+    missing = [c for c in (COLUMNS if ours else PUBLISHED) if c not in frame and c not in LATER]
+    if missing:
+        raise UserError(f"{path} lacks the column(s) {', '.join(missing)}, so it is not a grid_search_results.csv")
+    if frame.empty:
+        raise UserError(f"{path} has no runs in it yet")
+    try:
+        frame.astype({"Experiment": int, "Epochs": int, "LR_FC": float, "LR_Base": float, "Best_Val_Acc": float})
+        column(frame, "Seed", "").replace("", "0").astype(int)
+    except (TypeError, ValueError):
+        raise UserError(f"{path} has a short row or a non-numeric value where a number belongs") from None
+    return Results(path, frame, frame.to_dict("records"), ours)
+
+
+# ---- writing ----
+
+def write_results(path, rows):
+    # object: a column of ints and an older row's missing value stays ints (and an empty cell), not floats
+    frame = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
+    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def results_lock(path):
+    """An exclusive lock beside the CSV for its read-modify-write: two grids started at once on one
+    results file (two terminals with different --seeds, say) then never overwrite each other's rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.with_name(f".{path.name}.lock")))
+
+
+def append_result(path, row):
+    """Rewrite the CSV with `row` added (replacing a row of the same trial: same settings, same split); valid
+    after a kill at any moment. Rows of other settings, and rows of unknown settings, stay as they are."""
+    key = row_key({k: str(v) for k, v in row.items()})
+    with results_lock(path):
+        rows = [r for r in read_rows(path) if key is None or row_key(r) != key]
+        write_results(path, rows + [row])
+
+
+def remove_rows(path, keys):
+    """Rewrite the CSV without the rows whose row_key is in `keys`; rows of unknown settings stay."""
+    with results_lock(path):
+        write_results(path, [r for r in read_rows(path) if row_key(r) is None or row_key(r) not in keys])
