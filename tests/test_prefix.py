@@ -137,6 +137,29 @@ def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(ti
     assert read_scalars(tmp_path / "d" / "runs" / runs[1]) == read_scalars(tmp_path / "ref" / "runs" / runs[1])
 
 
+def test_a_shorter_run_killed_before_it_kept_a_best_of_its_own_gets_the_longer_runs_on_resume(
+        tiny_split, tmp_path, monkeypatch):
+    """A grid killed on the way by code from before each shorter run kept its own best.pth: on resume the shorter
+    run takes the longer run's best weights under its own settings, and ends as the uninterrupted grid's."""
+    planned_validation(monkeypatch, [0.5, 0.25, 0.75])  # best at epoch 1: epoch 2 leaves the 2-epoch run's best
+    flags = ["--epochs", 2, 3, "--lr-base", 1e-4]
+    short, longest = run_names(tiny_split, *flags)
+    grid_search.main(grid_args(tmp_path / "ref", tiny_split.root, *flags))
+    with pytest.MonkeyPatch.context() as patch:
+        kill_on_call(patch, engine, "train_one_epoch", 2)
+        with pytest.raises(KeyboardInterrupt):
+            grid_search.main(grid_args(tmp_path / "a", tiny_split.root, *flags))
+    (tmp_path / "a" / "ckpt" / short / "best.pth").unlink()  # as that code left it
+    grid_search.main(grid_args(tmp_path / "a", tiny_split.root, *flags))
+    assert results(tmp_path / "a" / "results.csv") == results(tmp_path / "ref" / "results.csv")
+    ref, got = (torch.load(tmp_path / d / "ckpt" / short / "best.pth", weights_only=True) for d in ("ref", "a"))
+    assert (got["epoch"], got["hparams"]["epochs"], got["hparams"]["run_name"]) == (1, 2, short)
+    where = ("ckpt_dir", "logdir")  # the two grids' own folders
+    assert same_state(ref["model"], got["model"])
+    assert {k: v for k, v in ref["hparams"].items() if k not in where} == \
+        {k: v for k, v in got["hparams"].items() if k not in where}
+
+
 PLANNED_VAL = [0.3, 0.5, 0.4, 0.5, 0.45, 0.9]  # best at epoch 2: with --patience 2 a run stops after epoch 4
 
 
