@@ -47,6 +47,10 @@ class CachedLoader:
         self.images = torch.from_numpy(images)
         if on_device:  # a few hundred MB of uint8: gathering on the GPU beats any host pipeline
             self.images = self.images.to(device)
+        elif train and channels_last and not resized and not policy:
+            # stored NHWC once (the training cache is in memory anyway): each crop is then copied into the
+            # channels_last batch row by row, 1.4x the speed of copying from NCHW and converting the batch
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
         self.labels = torch.as_tensor(labels)
         self.batch_size, self.device, self.seed, self.train = batch_size, device, seed, train
         self.transform = BatchTransform(self.images.device, crop if train else None, channels_last,

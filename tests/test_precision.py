@@ -94,6 +94,30 @@ def test_gpu_loader_path_on_the_cpu_gives_the_cpu_path_batches_in_channels_last(
                 assert torch.equal(y, gy) and torch.allclose(x, gx, atol=1e-6)
 
 
+def test_cpu_channels_last_training_batches_come_from_an_nhwc_cache_value_for_value(tiny_split, tmp_path):
+    """The CPU's channels_last training path stores the in-memory cache NHWC and copies each crop's pixel rows
+    straight into the batch: the same batches, bit for bit, as the NCHW path, in channels_last; evaluation and
+    the augmented paths keep the NCHW cache."""
+    import numpy as np
+
+    from caltech import cache
+    from caltech.datasets import CachedLoader
+    cpu = torch.device("cpu")
+    labels = np.array([label for _, label in tiny_split.samples["train"]])
+    images = cache.load_or_build(tmp_path, tiny_split, "train", 37)
+    nchw = CachedLoader(images, labels, 8, cpu, 107, True, 32)
+    nhwc = CachedLoader(images, labels, 8, cpu, 107, True, 32, channels_last=True)
+    assert nhwc.images.is_contiguous(memory_format=torch.channels_last) and nchw.images.is_contiguous()
+    for epoch in (0, 1):
+        nchw.set_epoch(epoch)
+        nhwc.set_epoch(epoch)
+        for (x, y), (cx, cy) in zip(nchw, nhwc, strict=True):
+            assert cx.is_contiguous(memory_format=torch.channels_last) and torch.equal(y, cy) and torch.equal(x, cx)
+    for kwargs in ({"train": False}, {"train": True, "resized": 0.5}):
+        kept = CachedLoader(images, labels, 8, cpu, 107, crop=32, channels_last=True, **kwargs)
+        assert kept.images.is_contiguous()
+
+
 def test_bf16_autocast_on_the_cpu_only_where_the_cpu_has_it(tmp_path):
     flags = "fpu vme sse sse2 avx2 avx512f avx512bw"
     for extra, native in (("", False), (" avx512_bf16", True), (" amx_tile amx_bf16", True)):
