@@ -128,7 +128,8 @@ class BatchTransform:
 
     With `crop`, each image is randomly cropped and flipped first (crop_flip_params); without, it
     is used whole. On the GPU one gather does it; on the CPU a copy per image straight into the
-    float batch is several times faster than fancy indexing. With `resized` (a minimum scale), the
+    float batch is several times faster than fancy indexing (from an NHWC source into a channels_last
+    batch, row by row: `from_nhwc`). With `resized` (a minimum scale), the
     crop is a RandomResizedCrop instead; with `policy`, an auto-augment policy follows per image.
     """
 
