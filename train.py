@@ -346,12 +346,12 @@ def main(args, on_epoch=None, horizons=None, on_horizon=None):
         raise UserError(f"run {args.run_name} already exists in {args.ckpt_dir}; pass --resume to continue it "
                         "or choose another --run-name")
 
+    rt = runtime.decide(args.device, args.amp, args.batch_size, args.eval_batch_size, args.threads)
     split = ensure_split(args.data, DEFAULT_DATA, args.source)
     check_classes(split, args.data)
     if resume is not None and (resume["classes"] != split.classes
                                or resume["hparams"].get("split_sha256", split.sha256) != split.sha256):
         raise UserError(f"the split {args.data} differs from the one run {args.run_name} was trained on")
-    rt = runtime.decide(args.device, args.amp, args.batch_size, args.eval_batch_size, args.threads)
     args.device, args.eval_batch_size = str(rt.device), rt.eval_batch_size
     args.cache_dir = args.cache_dir or cache.default_dir(args.data)
     args.precision, args.split_sha256 = rt.dtype, split.sha256  # for the record: rows and metrics.json carry them

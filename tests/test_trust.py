@@ -240,7 +240,7 @@ def test_ctrl_c_in_a_grid_says_which_runs_are_finished_and_to_rerun_it(tiny_spli
     assert len(read_rows(tmp_path / "results.csv")) == 1 and len(list((tmp_path / "ckpt").iterdir())) == 1
 
 
-def test_bench_and_device_values_are_refused_in_one_sentence_before_any_work(capsys):
+def test_bench_and_device_values_are_refused_in_one_sentence_before_any_work(capsys, tmp_path):
     import bench
     for flags, phrase in ((["--steps", "-1"], "--steps -1 is out of range"),
                           (["--batch-size", "0"], "--batch-size 0 is out of range"),
@@ -250,5 +250,7 @@ def test_bench_and_device_values_are_refused_in_one_sentence_before_any_work(cap
         code, err = refused(bench.main, bench.get_args_parser(), ["--synthetic", *flags], capsys)
         assert code == 2 and err.startswith("error: ") and phrase in err, (flags, err)
         assert "generating" not in capsys.readouterr().out  # refused before any image is made
-    code, err = refused(train.main, train.get_args_parser(), ["--device", "meta", "--scratch"], capsys)
+    # before the split is looked for: with none at --data, a later check would fail on the data instead
+    code, err = refused(train.main, train.get_args_parser(),
+                        ["--device", "meta", "--scratch", "--data", str(tmp_path / "no_split")], capsys)
     assert code == 2 and "--device meta is not supported" in err
