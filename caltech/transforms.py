@@ -154,28 +154,29 @@ class BatchTransform:
         if self.one_gather:
             x = gather_crops(images, index, params, size) if params else images[index.to(images.device)]
             return x.float().mul_(self.scale).add_(self.shift).contiguous(memory_format=self.memory_format)
+        # per image: (cache index, top, left, flip)
+        crops = zip(index.tolist(), *([p.tolist() for p in params] if params else ([0] * n, [0] * n, [False] * n)),
+                    strict=True)
         if self.memory_format == torch.channels_last and images.is_contiguous(memory_format=torch.channels_last):
-            return self.from_nhwc(images, index, params, size)
+            return self.from_nhwc(images, crops, n, size)
         # Filled contiguous, one block per image, and converted to channels_last once: copying each image
         # into a channels_last batch went one strided channel slice at a time, 4x slower.
         x = torch.empty((n, 3, size, size))
         scale, shift = self.scale[0], self.shift[0]
-        offsets = [p.tolist() for p in params] if params else ([0] * n, [0] * n, [False] * n)
-        for k, (i, top, left, flip) in enumerate(zip(index.tolist(), *offsets, strict=True)):
+        for k, (i, top, left, flip) in enumerate(crops):
             view = images[i, :, top:top + size, left:left + size]
             # normalised image by image while it is still in cache: faster than a pass over the batch
             x[k].copy_(view.flip(2) if flip else view).mul_(scale).add_(shift)
         return x.contiguous(memory_format=self.memory_format)
 
-    def from_nhwc(self, images, index, params, size):
+    def from_nhwc(self, images, crops, n, size):
         """The CPU path for a channels_last source (CachedLoader's training cache): each crop's pixel rows are
         copied straight into the channels_last batch, which is then normalised in its own memory order with
         per-pixel factors (a (1, 3, 1, 1) factor over NHWC memory has an inner loop of 3). The same values as
         the NCHW path, without its final conversion of the whole batch."""
-        x = torch.empty((len(index), 3, size, size), memory_format=torch.channels_last)
+        x = torch.empty((n, 3, size, size), memory_format=torch.channels_last)
         pixels = x.permute(0, 2, 3, 1)  # the batch's memory in its own order: (n, size, size, 3)
-        offsets = [p.tolist() for p in params] if params else ([0] * len(index),) * 2 + ([False] * len(index),)
-        for k, (i, top, left, flip) in enumerate(zip(index.tolist(), *offsets, strict=True)):
+        for k, (i, top, left, flip) in enumerate(crops):
             view = images[i, :, top:top + size, left:left + size].permute(1, 2, 0)
             pixels[k].copy_(view.flip(1) if flip else view)
         if size not in self.pixel_norm:
