@@ -8,6 +8,8 @@ settings given several values, each configuration once per --seeds value, every 
 Every recipe flag of train.py takes several values here (--image-size 112 224, --tta off on, ...); the published
 axes vary fastest, so a grid that varies nothing else keeps the published experiment numbers. --lr ties the two
 learning rates (one rate for every layer, as from-scratch runs want) instead of crossing --lr-fc with --lr-base.
+A setting that changes nothing in a configuration (--momentum without SGD, --step-size and --gamma under cosine,
+--min-scale without the resized crop) does not multiply it: `--optimizer adam sgd --momentum 0.9 0.8` is 3 runs.
 
 One row per run is appended to --results, with the run's full recipe (Settings) and the SHA-256 of its
 split.csv: a finished row is reused only for exactly those settings and that split, and the table printed
@@ -137,25 +139,42 @@ def file_sha256(path):
 
 def plan_trials(args, split_sha256):
     """This grid's trials: the product of every recipe setting's values (published axes fastest) for each seed,
-    each checked and resolved as train.py would, so a bad value stops the grid before its first run."""
+    each checked and resolved as train.py would, so a bad value stops the grid before its first run. Values of a
+    setting the recipe ignores (train.UNUSED_WHEN: SGD momentum for Adam, ...) are not multiplied: such
+    configurations are one trial, recorded with the setting's default."""
     lrs = ([{"lr_fc": lr, "lr_base": lr} for lr in args.lr] if args.lr else
            grid.configurations([("lr_fc", args.lr_fc or PUBLISHED_LR_FC),
                                 ("lr_base", args.lr_base or PUBLISHED_LR_BASE)]))
     axes = [(k, getattr(args, k)) for k in OTHER_SETTINGS] + [("epochs", args.epochs), ("lrs", lrs)]
     configs = [{**{k: v for k, v in c.items() if k != "lrs"}, **c["lrs"]} for c in grid.configurations(axes)]
     weights = {}  # a fine-tuning run's local weights file decides its numbers: its fingerprint joins the recipe
-    trials = []
+    defaults = vars(train.get_args_parser().parse_args([]))
+    trials, ignored = [], set()
     for seed in args.seeds:
-        for experiment, config in enumerate(configs, 1):
+        seen = set()
+        for config in configs:
             targs = run_args(args, {**config, "seed": seed})
             train.check_args(targs)
             train.resolve_model(targs)
+            # configurations that differ only in a setting their recipe ignores are one run, at its default
+            for key in train.unused_settings(targs):
+                setattr(targs, key, defaults[key])
+                if len(getattr(args, key)) > 1:
+                    ignored.add(key)
             options = [(k, getattr(targs, k)) for k in OTHER_SETTINGS if k != "scratch"]
             if not targs.scratch and targs.weights:
                 weights.setdefault(targs.weights, file_sha256(targs.weights))
                 options.append(("weights_sha256", weights[targs.weights]))
-            trials.append(grid.Trial(experiment, targs.epochs, targs.lr_fc, targs.lr_base, seed, targs.scratch,
+            recipe = (targs.epochs, targs.lr_fc, targs.lr_base, targs.scratch, tuple(options))
+            if recipe in seen:
+                continue
+            seen.add(recipe)
+            trials.append(grid.Trial(len(seen), targs.epochs, targs.lr_fc, targs.lr_base, seed, targs.scratch,
                                      train.recipe_tag(targs), tuple(options), split_sha256))
+    if ignored:
+        flags = ", ".join(map(train.flag, sorted(ignored)))
+        print(f"grid: {len(configs)} configurations are {len(seen)} distinct recipes: {flags} "
+              f"{'changes' if len(ignored) == 1 else 'change'} nothing in some of them, which run once")
     return trials
 
 

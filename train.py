@@ -206,10 +206,20 @@ def recipe_tag(args):
     Image size, batch size and the StepLR settings are not tagged: a grid's run names end in a digest of the
     full recipe instead (caltech.grid.Trial.run_name)."""
     defaults = vars(get_args_parser().parse_args([]))
-    unused = {"min_scale": args.train_crop != "resized", "momentum": args.optimizer != "sgd",
-              "weights_name": args.weights_name is None or args.weights_name == resolve_weights(args.model).name}
-    return "_".join(TAGS[k].format(getattr(args, k)) for k in TAGS
-                    if getattr(args, k) != defaults[k] and not unused.get(k))
+    untagged = unused_settings(args)
+    if args.weights_name is None or args.weights_name == resolve_weights(args.model).name:
+        untagged.add("weights_name")
+    return "_".join(TAGS[k].format(getattr(args, k)) for k in TAGS if getattr(args, k) != defaults[k] and k not in untagged)
+
+
+# setting -> when it changes nothing in a recipe: a grid runs its values there once, not once each
+UNUSED_WHEN = {"min_scale": lambda args: args.train_crop != "resized", "momentum": lambda args: args.optimizer != "sgd",
+               "step_size": lambda args: args.schedule != "step", "gamma": lambda args: args.schedule != "step"}
+
+
+def unused_settings(args):
+    """The recipe settings that change nothing in `args`' recipe (UNUSED_WHEN)."""
+    return {key for key, unused in UNUSED_WHEN.items() if unused(args)}
 
 
 def default_run_name(args):

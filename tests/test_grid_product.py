@@ -19,6 +19,9 @@ TWO_VALUES = {"scratch": ("off", "on"), "model": ("resnet18", "mobilenet_v3_smal
               "momentum": ("0.9", "0.8"), "schedule": ("step", "cosine"), "warmup_epochs": ("0", "1"),
               "mixup": ("0", "0.2"), "cutmix": ("0", "1"), "tta": ("off", "on"), "patience": ("0", "2")}
 
+# the recipe in which a setting that some recipes ignore (train.UNUSED_WHEN) does something
+USED_BY = {"momentum": ["--optimizer", "sgd"], "min_scale": ["--train-crop", "resized"]}
+
 
 def parse(tmp_path, *flags):
     argv = [f for f in grid_flags(tmp_path, tmp_path, "--epochs", 2, "--lr-base", "1e-4", *flags)]
@@ -36,6 +39,7 @@ def test_each_recipe_flag_takes_several_values_one_run_each_reaching_train(tmp_p
     extra = [] if key in ("scratch", "weights_name") else ["--scratch"]
     if key == "weights_name":  # resnet18 has one set of weights, resnet50 two
         extra = ["--model", "resnet50", "--weights", str(planted_weights)]
+    extra += USED_BY.get(key, [])
     args = parse(tmp_path, train.flag(key), *values, *extra)
     trials = grid_search.plan_trials(args, "split")
     assert len(trials) == 2 and [t.experiment for t in trials] == [1, 2]
@@ -59,6 +63,25 @@ def test_the_product_varies_the_published_axes_fastest_and_keeps_their_numbering
         (o, s, e) for s in (32, 48) for o in ("adam", "adamw") for e in (1, 2)]
     assert [t.seed for t in trials] == [1] * 8 + [2] * 8  # seed-major, as before
     assert grid_search.varying(trials) == ["image_size", "optimizer"]
+
+
+def test_settings_a_recipe_ignores_do_not_multiply_its_runs(tmp_path, capsys):
+    args = parse(tmp_path, "--scratch", "--optimizer", "adam", "sgd", "--momentum", "0.9", "0.8", "--schedule", "step",
+                 "cosine", "--step-size", "10", "5", "--seeds", "1", "2")
+    trials = grid_search.plan_trials(args, "split")
+    # in train.RECIPE's order (step size, optimizer, momentum, schedule), each distinct recipe where it first
+    # appears: adam once per momentum, cosine once per step size, all at the ignored setting's default
+    recipes = [(t.settings["step_size"], t.settings["optimizer"], t.settings["momentum"], t.settings["schedule"])
+               for t in trials if t.seed == 1]
+    assert recipes == [(10, "adam", 0.9, "step"), (10, "adam", 0.9, "cosine"), (10, "sgd", 0.9, "step"),
+                       (10, "sgd", 0.9, "cosine"), (10, "sgd", 0.8, "step"), (10, "sgd", 0.8, "cosine"),
+                       (5, "adam", 0.9, "step"), (5, "sgd", 0.9, "step"), (5, "sgd", 0.8, "step")]
+    assert [t.experiment for t in trials] == list(range(1, 10)) * 2 and len({t.run_name for t in trials}) == 18
+    assert "16 configurations are 9 distinct recipes: --momentum, --step-size change nothing" in capsys.readouterr().out
+    # the run gets what its row records: the ignored setting at its default
+    cosine_sgd = grid_search.trial_args(args, trials[5])
+    assert (cosine_sgd.optimizer, cosine_sgd.momentum, cosine_sgd.schedule, cosine_sgd.step_size) == (
+        "sgd", 0.8, "cosine", 10)
 
 
 def test_lr_ties_the_two_rates_instead_of_crossing_them(tmp_path):
