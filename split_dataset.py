@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from caltech.source import resolve_source
-from caltech.split import DEFAULT_SPLIT, build_split
+from caltech.split import DEFAULT_SPLIT, build_split, check_protocol
 from caltech.utils import UserError, run_cli
 
 DEFAULT_OUT = DEFAULT_SPLIT
@@ -46,6 +46,7 @@ def main(args):
         raise UserError(f"--workers {args.workers} is out of range: it must be 0 (one per core) or more")
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; pass a folder for the split")
+    check_protocol(args.train_per_class, args.val_per_class)  # before a download, not after
     root = resolve_source(args.source, data_root=args.out.parent)
     summary = build_split(root, args.out, seed=args.seed, train_per_class=args.train_per_class,
                           val_per_class=args.val_per_class, include_background=args.include_background,

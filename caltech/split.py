@@ -183,13 +183,18 @@ def write_split(root, out, rows, rejected, settings):
     return classes
 
 
+def check_protocol(train_per_class, val_per_class):
+    """Refuse per-class counts that leave no training or no validation image."""
+    if not 0 < val_per_class < train_per_class:
+        raise UserError(f"--val-per-class ({val_per_class}) must be at least 1 and below "
+                        f"--train-per-class ({train_per_class})")
+
+
 def build_split(root, out, seed=107, train_per_class=30, val_per_class=6, include_background=False,
                 workers=None):
     """Scan, verify and split the class folders under `root` into `out`; return a SplitSummary."""
     root, out = Path(root), Path(out)
-    if not 0 < val_per_class < train_per_class:
-        raise UserError(f"--val-per-class ({val_per_class}) must be at least 1 and below "
-                        f"--train-per-class ({train_per_class})")
+    check_protocol(train_per_class, val_per_class)
     if not root.is_dir():
         raise UserError(f"{root} is not a folder of class folders")
     by_class, ignored = scan(root, include_background)

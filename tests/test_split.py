@@ -215,6 +215,14 @@ def test_offline_download_says_where_to_put_the_data(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("counts", [("--train-per-class", "0"), ("--val-per-class", "30"), ("--val-per-class", "0")])
+def test_bad_per_class_counts_are_refused_before_the_data_is_looked_for(tmp_path, monkeypatch, counts):
+    monkeypatch.setattr(split_dataset, "resolve_source", lambda *a, **k: pytest.fail("looked for the data"))
+    args = split_dataset.get_args_parser().parse_args([*counts, "--out", str(tmp_path / "data" / "split")])
+    with pytest.raises(UserError, match=r"--val-per-class \(\d+\) must be at least 1 and below --train-per-class"):
+        split_dataset.main(args)
+
+
 def test_cli_messages_for_a_missing_path_an_empty_folder_and_a_corrupt_image(tmp_path):
     missing = run_script("split_dataset.py", "--source", tmp_path / "nope", "--out", tmp_path / "o")
     (tmp_path / "empty").mkdir()
