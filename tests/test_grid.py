@@ -235,6 +235,9 @@ def test_grid_passes_every_listed_train_flag_to_each_run(tmp_path):
                                                    "--seed", "5", "--run-name", trial.run_name])
     defaults = vars(train.get_args_parser().parse_args([]))
     assert all(value != defaults[key] for key, value in vars(expected).items() if key != "resume")
+    # under cosine, --step-size and --gamma change nothing: the run gets their defaults (test_grid_product)
+    assert train.unused_settings(expected) == {"step_size", "gamma"}
+    expected.step_size, expected.gamma = defaults["step_size"], defaults["gamma"]
     assert vars(grid_search.trial_args(args, trial)) == vars(expected)
     (tmp_path / "C" / trial.run_name).mkdir(parents=True)
     (tmp_path / "C" / trial.run_name / "last.pth").write_bytes(b"")
