@@ -96,7 +96,8 @@ def check_grid_args(args):
     for key, values in lists.items():
         twice = next((v for i, v in enumerate(values or []) if v in values[:i]), None)
         if twice is not None:
-            raise UserError(f"{train.flag(key)} lists {twice} twice; give each value once")
+            shown = ("on" if twice else "off") if isinstance(twice, bool) else twice
+            raise UserError(f"{train.flag(key)} lists {shown} twice; give each value once")
     ray = {"cpus_per_trial": (args.cpus_per_trial >= 1, "at least 1"),
            "gpus_per_trial": (args.gpus_per_trial is None or args.gpus_per_trial >= 0, "0 or more"),
            "max_concurrent": (args.max_concurrent is None or args.max_concurrent >= 1, "at least 1"),

@@ -51,7 +51,7 @@ class Switches(argparse.Action):
     """grid_search.py's form of an on/off recipe flag: `--tta` is [True], `--tta off on` one run with each."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, list(dict.fromkeys(v == "on" for v in values)) or [True])
+        setattr(namespace, self.dest, [v == "on" for v in values] or [True])
 
 
 def recipe_adder(group, several):

@@ -129,12 +129,13 @@ def test_grid_refuses_its_own_bad_values_before_the_first_run(tiny_split, tmp_pa
     for flags, phrase in ((["--epochs", "2", "0"], "--epochs 0 is out of range"), (["--lr", "-1"], "--lr -1.0"),
                           (["--lr", "1e-3", "--lr-fc", "1e-3"], "--lr sets both"),
                           (["--seeds", "1", "1"], "--seeds lists 1 twice"),
+                          (["--tta", "on", "off", "on"], "--tta lists on twice"),
                           (["--cpus-per-trial", "0"], "--cpus-per-trial 0"),
                           (["--epochs", "1", "2", "--warmup-epochs", "1"], "--warmup-epochs 1")):
         code, err = refused(grid_search.main, grid_search.get_args_parser(),
                             ["--data", str(tiny_split.root), "--device", "cpu", "--scratch", "--results",
                              str(tmp_path / "r.csv"), "--logdir", str(tmp_path / "runs"), "--ckpt-dir",
-                             str(tmp_path / "ckpt"), *flags], capsys)
+                             str(tmp_path / "ckpt"), "--epochs", "1", "--image-size", "32", *flags], capsys)
         assert code == 2 and phrase in err and "=== run" not in capsys.readouterr().out, (flags, err)
         assert not any(tmp_path.iterdir())
     published = tmp_path / "published.csv"  # not ours: a grid would have rewritten it
