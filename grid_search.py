@@ -149,7 +149,7 @@ def plan_trials(args, split_sha256):
     axes = [(k, getattr(args, k)) for k in OTHER_SETTINGS] + [("epochs", args.epochs), ("lrs", lrs)]
     configs = [{**{k: v for k, v in c.items() if k != "lrs"}, **c["lrs"]} for c in grid.configurations(axes)]
     weights = {}  # a fine-tuning run's local weights file decides its numbers: its fingerprint joins the recipe
-    defaults = vars(train.get_args_parser().parse_args([]))
+    defaults = train.default_settings()
     trials, ignored = [], set()
     for seed in args.seeds:
         seen = set()

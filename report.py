@@ -83,7 +83,7 @@ def eval_beside(runs):
 def recipe_defaults():
     """train.py's defaults of its recipe settings (the published recipe): the report names runs by what they
     changed of them."""
-    defaults = vars(train.get_args_parser().parse_args([]))
+    defaults = train.default_settings()
     return {key: defaults[key] for key in train.RECIPE}
 
 

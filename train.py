@@ -200,12 +200,17 @@ TAGS = {"model": "{}", "weights_name": "{}", "train_crop": "crop-{}", "min_scale
         "warmup_epochs": "warm{}", "mixup": "mixup{}", "cutmix": "cutmix{}", "tta": "tta", "patience": "pat{}"}
 
 
+def default_settings():
+    """train.py's defaults, flag name -> value: the published recipe."""
+    return vars(get_args_parser().parse_args([]))
+
+
 def recipe_tag(args):
     """The non-default recipe options of `args` (TAGS) as a name part, e.g. 'adamw_wd0.05' ('' for the
     published recipe); options that do nothing in this recipe (SGD momentum for Adam, ...) are left out.
     Image size, batch size and the StepLR settings are not tagged: a grid's run names end in a digest of the
     full recipe instead (caltech.grid.Trial.run_name)."""
-    defaults = vars(get_args_parser().parse_args([]))
+    defaults = default_settings()
     untagged = unused_settings(args)
     if args.weights_name is None or args.weights_name == resolve_weights(args.model).name:
         untagged.add("weights_name")
@@ -232,7 +237,7 @@ def default_run_name(args):
 def restore_recipe(args, saved):
     """On --resume, take the run's saved recipe; refuse a flag whose value is neither the run's nor the default
     (a flag given at its default cannot be told from one not given, so it is taken as not given)."""
-    defaults = vars(get_args_parser().parse_args([]))
+    defaults = default_settings()
     for key in RECIPE:
         value = saved.get(key, defaults[key])  # a run saved before an option existed ran without it
         if getattr(args, key) not in (value, defaults[key]):
@@ -491,7 +496,7 @@ def interruption(args, state, saved):
 def resume_command(args):
     """`python train.py --run-name NAME --resume` with the paths and runtime flags this run was given, as given
     (its recipe comes from last.pth)."""
-    defaults = vars(get_args_parser().parse_args([]))
+    defaults = default_settings()
     words = ["python", "train.py", "--run-name", args.run_name, "--resume"]
     for key in ("logdir", "ckpt_dir", "cache_dir", "device", "workers", "threads", "eval_batch_size"):
         if getattr(args, key) != defaults[key]:
