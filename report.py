@@ -19,6 +19,8 @@ is a CSV (the mean over seeds with a min-max band when it has several); of the f
 no fine-tuned run. Figures 4-6: the same curves for the best fine-tuned run on validation (the best among the
 plotted runs under --epochs) against every from-scratch configuration and every --compare run, from any folder.
 Figures 7-8: the 15 worst classes and the confusion matrix, from the tables of `evaluate.py --out DIR`.
+Figure 9, when a configuration ran for several --epochs budgets (a grid over --epochs 30 60 120, or the
+published 20 and 30): its best validation and test accuracy against the budget, one point per budget.
 RESULTS.md: the tables of runs, mean +- std over seeds, our published-recipe runs against the published grid,
 the figures. Titles, legends and captions say which runs, from where; legends name runs by their settings.
 """
@@ -29,9 +31,10 @@ from pathlib import Path
 import train
 from caltech.checkpoint import LOGDIR
 from caltech.report import parse_compare, write_report
+from caltech.results import DEFAULT_RESULTS
 from caltech.utils import UserError, run_cli
 
-RESULTS = "grid_search_results.csv"  # grid_search.py's default --results
+RESULTS = DEFAULT_RESULTS  # grid_search.py's default --results, looked for beside --runs
 EVAL = "eval"  # the folder of evaluate.py --out tables looked for beside --runs
 OUT = "reports"
 

@@ -214,7 +214,8 @@ def recipe_tag(args):
     untagged = unused_settings(args)
     if args.weights_name is None or args.weights_name == resolve_weights(args.model).name:
         untagged.add("weights_name")
-    return "_".join(TAGS[k].format(getattr(args, k)) for k in TAGS if getattr(args, k) != defaults[k] and k not in untagged)
+    return "_".join(TAGS[k].format(getattr(args, k)) for k in TAGS
+                    if getattr(args, k) != defaults[k] and k not in untagged)
 
 
 # setting -> when it changes nothing in a recipe: a grid runs its values there once, not once each

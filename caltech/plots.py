@@ -1,5 +1,6 @@
 """Figures with matplotlib (headless Agg backend): learning curves from the runs' TensorBoard scalars
-(figures 1-6), and evaluate.py's tables as figures 7-8. Accuracies are drawn in percent.
+(figures 1-6), evaluate.py's tables as figures 7-8, and the runs' final accuracies against the epochs they
+were given (figure 9). Accuracies are drawn in percent.
 """
 from pathlib import Path
 
@@ -27,6 +28,10 @@ SCRATCH_STYLES = [{"color": c, "linestyle": ls} for ls in ("--", ":")
 COMPARE_STYLES = [{"color": c, "linestyle": "-", "marker": m, "markersize": 3.5}
                   for c, m in (("crimson", "o"), ("teal", "s"), ("darkorange", "^"), ("darkviolet", "D"))]
 WORST_CLASSES = 15
+# Figure 9: (legend words, line style, marker) of each results column it can draw
+BUDGET_METRICS = {"Best_Val_Acc": ("best validation", "-", "o"),
+                  "Test_Mean_Class_Acc": ("test mean per-class", "--", "s"),
+                  "Test_Acc": ("test overall", ":", "^")}
 
 
 def save_figure(fig, path):
@@ -206,3 +211,31 @@ def eval_figures(eval_dir, out, model=None):
             continue
         figures.append((out / name, plot(data, out / name)))
     return figures
+
+
+# ---- the runs' accuracies against their epoch budget: figure 9 ----
+
+def plot_budgets(configs, metrics, path, title):
+    """Figure 9: one colour per configuration of `configs`, [(label, {epochs: {results column: [fractions, one
+    per seed]}})], one line per column of `metrics` through the seed means of its budgets, and a vertical bar
+    from the lowest to the highest seed where there are several. Returns the path."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    for i, (label, points) in enumerate(configs):
+        colour = COLOURS[i % len(COLOURS)]
+        for column in metrics:
+            what, linestyle, marker = BUDGET_METRICS[column]
+            budgets = sorted(e for e in points if points[e].get(column))
+            values = [100 * np.asarray(points[e][column], dtype=float) for e in budgets]
+            ax.plot(budgets, [v.mean() for v in values], color=colour, linestyle=linestyle, marker=marker,
+                    linewidth=1.6, label=f"{label}: {what}" if label else what)
+            spread = [(e, v.min(), v.max()) for e, v in zip(budgets, values, strict=True) if len(v) > 1]
+            if spread:
+                ax.vlines(*zip(*spread, strict=True), color=colour, alpha=0.5, linewidth=3)
+    ax.set_title(title)
+    ax.set_xlabel("epochs the run was given")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xticks(sorted({e for _, points in configs for e in points}))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
+    save_figure(fig, path)
+    return path

@@ -1,16 +1,26 @@
 """The whole report (report.py's logic): whatever runs exist (a grid's results CSV, single train.py runs, both)
-become figures 1-8 (caltech.plots) and RESULTS.md (caltech.tables). Everything is read, never recomputed:
+become figures 1-9 (caltech.plots) and RESULTS.md (caltech.tables). Everything is read, never recomputed:
 the results CSV, each run folder's TensorBoard scalars and hparams.json, its metrics.json, evaluate.py's tables;
 and only from where report.py is told, so no figure mixes in a run from elsewhere.
 
     write_report("runs", "grid_search_results.csv", "reports", epochs=[30], eval_dir="eval", defaults=recipe)
     write_report("runs", None, "reports")     # no results CSV: the run folders alone
 """
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import grid, labels, reproduce
-from .plots import COLOURS, SCRATCH_STYLES, check_eval_name, compare_series, eval_figures, grid_figures, versus_figures
+from .plots import (
+    COLOURS,
+    SCRATCH_STYLES,
+    check_eval_name,
+    compare_series,
+    eval_figures,
+    grid_figures,
+    plot_budgets,
+    versus_figures,
+)
 from .results import ACCURACIES, read_results, row_settings
 from .tables import (
     best_sentence,
@@ -27,6 +37,8 @@ from .utils import UserError, atomic_write_text, warn
 
 HOW_OURS = "the configuration with the highest mean Best_Val_Acc over its seeds, then its best seed"
 HOW_PUBLISHED = "the highest Best_Val_Acc, ties to the lower experiment"
+METRIC_KEYS = dict(zip(ACCURACIES, ("best_val_acc", "test_acc", "test_mean_class_acc"), strict=True))  # metrics.json's
+BUDGET_FIGURE = "fig9_accuracy_vs_epochs.png"
 
 
 def parse_compare(value):
@@ -117,8 +129,7 @@ def folder_rows(runs, catalogue):
         n = numbers.setdefault(catalogue.key(run), len(numbers) + 1)
         rows.append({"Experiment": n, "Epochs": 0, "LR_FC": 0.0, "LR_Base": 0.0, "Scratch": "", "Recipe": str(n),
                      "Seed": catalogue.settings[run].get("seed", ""),
-                     **{c: run.metrics[k] for c, k in zip(ACCURACIES, ("best_val_acc", "test_acc",
-                                                                       "test_mean_class_acc"), strict=True)}})
+                     **{c: run.metrics[k] for c, k in METRIC_KEYS.items()}})
     return rows
 
 
@@ -186,6 +197,49 @@ def plan(pool, found, catalogue, epochs, results, runs_dir):
     elif result.shown is not None and result.shown.folder is None:
         warn(f"the best fine-tuned run ({describe_run(result.shown)}) has no logs; figures 4-6 leave it out")
     return result
+
+
+def measured(run):
+    """{results column: fraction} of the accuracies a run measured: its results row's, else its metrics.json's;
+    a missing or non-numeric value is left out."""
+    if run.row is not None:
+        values = {c: run.row.get(c) for c in ACCURACIES}
+    else:
+        metrics = run.metrics if isinstance(run.metrics, dict) else {}
+        values = {c: metrics.get(k) for c, k in METRIC_KEYS.items()}
+    found = {}
+    for column, value in values.items():
+        try:
+            found[column] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return {c: v for c, v in found.items() if math.isfinite(v)}
+
+
+def budget_figure(catalogue, epochs, out, source):
+    """Figure 9, drawn when a configuration (everything but epochs and seed) ran for two or more epoch budgets
+    (under --epochs: two of those): each such configuration's best validation and test accuracy against its
+    budget, over its seeds. Returns [(path, title)]."""
+    groups = {}
+    for run in catalogue.runs:
+        budget, values = catalogue.epochs(run), measured(run)
+        if budget is None or "Best_Val_Acc" not in values or (epochs and budget not in epochs):
+            continue
+        key = tuple(part for part in catalogue.key(run) if part[0] != "epochs")
+        for column, value in values.items():
+            groups.setdefault(key, {}).setdefault(int(budget), {}).setdefault(column, []).append(value)
+    curves = [(key, points) for key, points in groups.items() if len(points) > 1]
+    if not curves:
+        return []
+    texts = labels.distinguishing_labels([dict(key) for key, _ in curves], keep=("mode", "lr"))
+    points = [values for _, budgets in curves for values in budgets.values()]
+    # the published CSV has no mean per-class accuracy: its runs are drawn with the overall one
+    test = "Test_Mean_Class_Acc" if all("Test_Mean_Class_Acc" in p for p in points) else "Test_Acc"
+    seeds = " (mean over seeds, bar min-max)" if any(len(p["Best_Val_Acc"]) > 1 for p in points) else ""
+    title = f"Accuracy against the epochs trained{seeds}\n{source}"
+    path = plot_budgets(list(zip(texts, [budgets for _, budgets in curves], strict=True)), ["Best_Val_Acc", test],
+                        out / BUDGET_FIGURE, title)
+    return [(path, title)]
 
 
 def describe_run(run):
@@ -281,6 +335,7 @@ def write_report(runs_dir, results_path, out, epochs=None, eval_dir=None, compar
         drawn = eval_figures(Path(eval_dir), out, eval_name)
         figures += drawn
         notes += [eval_sentence(eval_dir, eval_name, eval_found)] if drawn else []
+    figures += budget_figure(catalogue, epochs, out, f"from {runs_dir}/" + (f" and {results.path}" if results else ""))
     text = results_markdown(intro(results, found, runs_dir, notes),
                             sections(results, listed, found, catalogue, chosen, epochs, runs_dir, defaults), figures)
     atomic_write_text(out / "RESULTS.md", text)

@@ -146,6 +146,43 @@ def test_epochs_restricts_the_curves_and_the_comparison(fake_grid, tmp_path, cap
         run_report("--runs", fake_grid / "runs", "--results", fake_grid / "results.csv", "--out", out, "--epochs", "7")
 
 
+def test_figure_9_draws_each_configuration_against_its_epoch_budgets(tmp_path, drawn):
+    """A configuration run for several --epochs budgets (grid rows, or a run folder with its metrics.json) is one
+    line per metric through its budgets' seed means; one run for a single budget is not drawn; --epochs keeps
+    only its budgets."""
+    runs, rows = tmp_path / "runs", []
+    for trial, val in [(grid.Trial(1, 2, 1e-3, 1e-3, 1, True), 0.30), (grid.Trial(2, 4, 1e-3, 1e-3, 1, True), 0.40),
+                       (grid.Trial(2, 4, 1e-3, 1e-3, 2, True), 0.50), (grid.Trial(3, 4, 2e-3, 2e-3, 1, True), 0.20)]:
+        write_run(runs / trial.run_name, trial.epochs, val, PUBLISHED_TAGS,
+                  {"epochs": trial.epochs, "lr_fc": trial.lr_fc, "lr_base": trial.lr_base, "seed": trial.seed,
+                   "scratch": True})
+        rows.append(make_row(trial, {"best_val_acc": val, "test_acc": val + 0.2, "test_mean_class_acc": val - 0.1,
+                                     "train_seconds": 1.0}))
+    write_results(tmp_path / "results.csv", rows)
+    longer = runs / "scratch_8_epochs"  # train.py's run of the same recipe, outside the grid
+    write_run(longer, 8, 0.6, PUBLISHED_TAGS, {"epochs": 8, "lr_fc": 1e-3, "lr_base": 1e-3, "seed": 1,
+                                               "scratch": True})
+    (longer / "metrics.json").write_text(json.dumps({"best_val_acc": 0.6, "test_acc": 0.8,
+                                                     "test_mean_class_acc": 0.5}))
+    out = tmp_path / "report"
+    written = run_report("--runs", runs, "--results", tmp_path / "results.csv", "--out", out)
+    assert str(out / "fig9_accuracy_vs_epochs.png") in written
+    assert_png(out / "fig9_accuracy_vs_epochs.png")
+    assert drawn["fig9_accuracy_vs_epochs.png"] == {
+        "scratch, Adam 1e-3: best validation": ([2, 4, 8], pytest.approx([30.0, 45.0, 60.0])),
+        "scratch, Adam 1e-3: test mean per-class": ([2, 4, 8], pytest.approx([20.0, 35.0, 50.0]))}
+    assert "](fig9_accuracy_vs_epochs.png)" in (out / "RESULTS.md").read_text()
+
+    drawn.clear()
+    run_report("--runs", runs, "--results", tmp_path / "results.csv", "--out", tmp_path / "two", "--epochs", "2", "4")
+    assert drawn["fig9_accuracy_vs_epochs.png"]["scratch, Adam 1e-3: best validation"] == (
+        [2, 4], pytest.approx([30.0, 45.0]))
+    drawn.clear()
+    run_report("--runs", runs, "--results", tmp_path / "results.csv", "--out", tmp_path / "one", "--epochs", "4")
+    assert "fig9_accuracy_vs_epochs.png" not in drawn
+    assert not (tmp_path / "one" / "fig9_accuracy_vs_epochs.png").exists()
+
+
 def test_missing_run_folder_is_a_warning(fake_grid, tmp_path, capsys):
     rows = read_rows(fake_grid / "results.csv")
     rows[0] = {**rows[0], "Run": "grid_exp1_gone"}
