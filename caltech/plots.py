@@ -79,12 +79,15 @@ def plot_curves(series, tag, ylabel, title, path, logs):
     ax.set_xlim(0.5, last + 0.5)
     ax.set_xticks(epoch_ticks(last))
     ax.grid(True, alpha=0.3)
-    # Below the axes, so no legend ever hides a curve; short labels share a row.
-    short = max(len(line.get_label()) for line in ax.lines) <= 45
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13),
-              ncol=2 if short and len(ax.lines) > 1 else 1, frameon=False)
+    short = max(len(line.get_label()) for line in ax.lines) <= 45  # short labels share a row
+    legend_below(ax, ncol=2 if short and len(ax.lines) > 1 else 1)
     save_figure(fig, path)
     return path
+
+
+def legend_below(ax, ncol=1):
+    """The legend below the axes, so that it never hides a curve."""
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, frameon=False)
 
 
 def epoch_ticks(last):
@@ -236,6 +239,6 @@ def plot_budgets(configs, metrics, path, title):
     ax.set_ylabel("accuracy (%)")
     ax.set_xticks(sorted({e for _, points in configs for e in points}))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
+    legend_below(ax)
     save_figure(fig, path)
     return path
