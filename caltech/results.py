@@ -128,7 +128,8 @@ def read_results(path):
     if frame.empty:
         raise UserError(f"{path} has no runs in it yet")
     try:
-        frame.astype({"Experiment": int, "Epochs": int, "LR_FC": float, "LR_Base": float, "Best_Val_Acc": float})
+        frame.astype({"Experiment": int, "Epochs": int, "LR_FC": float, "LR_Base": float,
+                      **{c: float for c in ACCURACIES if c in frame}})
         column(frame, "Seed", "").replace("", "0").astype(int)
     except (TypeError, ValueError):
         raise UserError(f"{path} has a short row or a non-numeric value where a number belongs") from None

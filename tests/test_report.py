@@ -211,6 +211,19 @@ def test_missing_results_file_exits_2_with_one_line(fake_grid, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("column", ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"])
+def test_a_non_numeric_accuracy_exits_2_with_one_line(fake_grid, tmp_path, column):
+    rows = read_rows(fake_grid / "results.csv")
+    rows[1] = {**rows[1], column: "n/a"}
+    write_results(tmp_path / "bad.csv", rows)
+    proc = run_script("report.py", "--runs", fake_grid / "runs", "--results", tmp_path / "bad.csv",
+                      "--out", tmp_path / "out")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "non-numeric value" in lines[0] and "bad.csv" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(not ORIGINAL_RUNS.is_dir(), reason="the published logs are not beside the repository")
 def test_published_logs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no eval/ here: figures 1-6 only
