@@ -29,16 +29,22 @@ from PIL import Image
 from torch import nn
 from torchvision.datasets import ImageFolder
 
-import train
-from caltech import cache, engine, runtime
-from caltech.datasets import CachedLoader, PILLoader, build_loader
-from caltech.model import DEFAULT_MODEL, build_model, param_groups
-from caltech.split import build_split, read_split
-from caltech.tables import fixed_width
-from caltech.transforms import MEAN, STD, eval_preset, resize_sizes, train_preset
+from caltech import recipe
+from caltech.cli import add_settings, check, check_limits
+from caltech.data import cache
+from caltech.data.loaders import CachedLoader, PILLoader, build_loader
+from caltech.data.split import build_split, read_split
+from caltech.data.transforms import MEAN, STD, eval_preset, resize_sizes, train_preset
+from caltech.layout import cache_dir
+from caltech.recipe import Range
+from caltech.text import fixed_width
+from caltech.training import engine, runtime
+from caltech.training.model import DEFAULT_MODEL, build_model, min_image_size, param_groups
 from caltech.utils import UserError, atomic_write_text, run_cli
 
 EPOCH_IMAGES = 2424  # the real training split: 101 classes x 24
+LIMITS = {"classes": Range(2, text="at least 2"), "per_class": Range(6, text="at least 6"),
+          "steps": Range(0, text="at least 0"), "batch_size": Range(1, text="at least 1")}
 
 
 class Limited:
@@ -143,9 +149,9 @@ def run(split, args, rt):
                "model": args.model, "image_size": args.image_size, "batch_size": args.batch_size, "steps": args.steps,
                "amp": rt.dtype, "train_images": len(split.samples["train"])}
 
-    project = argparse.Namespace(loader="cached", image_size=args.image_size, batch_size=args.batch_size,
-                                 seed=args.seed, workers=0, cache_dir=args.cache_dir, mean=MEAN, std=STD,
-                                 train_crop="random", min_scale=0.08, auto_augment="none")
+    project = argparse.Namespace(**{**recipe.defaults(), "image_size": args.image_size, "batch_size": args.batch_size,
+                                    "seed": args.seed, "workers": 0, "cache_dir": args.cache_dir, "mean": MEAN,
+                                    "std": STD})
     resize, crop = resize_sizes(args.image_size)
     seconds, _ = timed(device, lambda: [cache.load_or_build(args.cache_dir, split, name, side)
                                         for name, side in (("train", resize), ("val", crop))])
@@ -303,9 +309,10 @@ def get_args_parser(add_help=True):
     group.add_argument("--compute", action="store_true",
                        help="instead of original vs project, compare compute variants of the project's path on "
                             "the device: fp32, channels_last, bf16 autocast, torch.compile, 1 thread (default: off)")
-    group.add_argument("--seed", type=int, default=107, help="seed of weights and shuffling (default: 107)")
+    group.add_argument("--seed", type=int, default=recipe.SEED,
+                       help=f"seed of weights and shuffling (default: {recipe.SEED})")
     group.add_argument("--cache-dir", default=None, help="cache folder (default: cache/ beside the split)")
-    train.add_runtime_args(parser, workers=False)  # as train.py's; they apply to the project's pipeline
+    add_settings(parser, ["runtime"], skip=["workers"])  # as train.py's; they apply to the project's pipeline
     group = parser.add_argument_group("output")
     group.add_argument("--json", default=None, help="also write the figures to this JSON file (default: none)")
     return parser
@@ -314,12 +321,10 @@ def get_args_parser(add_help=True):
 def main(args):
     if bool(args.data) == bool(args.synthetic):
         raise UserError("give exactly one of --data DIR and --synthetic")
-    for key, smallest in (("classes", 2), ("per_class", 6), ("steps", 0), ("batch_size", 1)):
-        if getattr(args, key) < smallest:
-            raise UserError(f"{train.flag(key)} {getattr(args, key)} is out of range: it must be at least {smallest}")
-    train.check_value("threads", args.threads)
-    train.check_value("eval_batch_size", args.eval_batch_size)
-    smallest = train.min_image_size(args.model)  # an unknown --model fails here, before any image is generated
+    for key, limit in LIMITS.items():
+        check(key, getattr(args, key), limit)
+    check_limits(args, recipe.RUNTIME)
+    smallest = min_image_size(args.model)  # an unknown --model fails here, before any image is generated
     if args.image_size < smallest:
         raise UserError(f"--image-size {args.image_size} is too small for {args.model}: it takes at least "
                         f"{smallest} pixels")
@@ -332,7 +337,7 @@ def main(args):
         else:
             data = Path(args.data)
         split = read_split(data)
-        args.cache_dir = args.cache_dir or cache.default_dir(data)  # a synthetic split's is temporary too
+        args.cache_dir = args.cache_dir or cache_dir(data)  # a synthetic split's is temporary too
         if args.compute:
             results = compute_variants(split, args, rt)
             print(format_compute_table(results))

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from torch import nn
 
-from caltech import cache, checkpoint, engine, tables
-from caltech.datasets import build_loader
-from caltech.model import load_for_inference
-from caltech.split import read_split
+from caltech.cli import check_limits
+from caltech.data.loaders import build_loader
+from caltech.data.split import read_split
+from caltech.layout import CHOSEN, CKPT_DIR, cache_dir
+from caltech.training import engine, evaluation
+from caltech.training.model import load_for_inference
 from caltech.utils import UserError, atomic_write_text, run_cli
 
 
@@ -23,9 +25,9 @@ def get_args_parser(add_help=True):
     parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("what to evaluate")
-    group.add_argument("--ckpt", default=checkpoint.CHOSEN[False],
-                       help=f"checkpoint file; a bare name that is not a file is looked up in {checkpoint.CKPT_DIR}/ "
-                            f"(default: {checkpoint.CHOSEN[False]}, the grid's choice)")
+    group.add_argument("--ckpt", default=CHOSEN[False],
+                       help=f"checkpoint file; a bare name that is not a file is looked up in {CKPT_DIR}/ "
+                            f"(default: {CHOSEN[False]}, the grid's choice)")
     group.add_argument("--data", default=None,
                        help="split folder (default: the one the checkpoint was trained on)")
     group.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default: test)")
@@ -50,20 +52,18 @@ def get_args_parser(add_help=True):
 
 
 def write_tables(out, classes, confusion):
-    """per_class.csv and confusion.csv (caltech.tables reads them back for report.py) and confusion.png."""
-    from caltech.plots import plot_confusion  # matplotlib only when figures are asked for
+    """per_class.csv and confusion.csv (caltech.training.evaluation reads them back for report.py) and
+    confusion.png."""
+    from caltech.report.figures import plot_confusion  # matplotlib only when figures are asked for
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tables.write_per_class(out / "per_class.csv", confusion, classes)
-    tables.write_confusion(out / "confusion.csv", confusion, classes)
+    evaluation.write_per_class(out / "per_class.csv", confusion, classes)
+    evaluation.write_confusion(out / "confusion.csv", confusion, classes)
     plot_confusion(confusion, classes, out / "confusion.png")
 
 
 def main(args):
-    for key, smallest in (("eval_batch_size", 1), ("workers", 0)):
-        if getattr(args, key) is not None and getattr(args, key) < smallest:
-            raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} is out of range: it must be at least "
-                            f"{smallest}")
+    check_limits(args, ("eval_batch_size", "workers"))  # as train.py's
     # the run's eval batch (or --eval-batch-size): the same batches give the run's test figures to the last digit
     path, ckpt, run, model, rt = load_for_inference(args.ckpt, args.device, args.eval_batch_size)
     run.eval_batch_size = rt.eval_batch_size
@@ -71,7 +71,7 @@ def main(args):
         if getattr(args, key) is not None:
             setattr(run, key, getattr(args, key))
     if args.data is not None and args.cache_dir is None:
-        run.cache_dir = cache.default_dir(args.data)
+        run.cache_dir = cache_dir(args.data)
     split = read_split(run.data)
     if split.classes != ckpt["classes"]:
         raise UserError(f"the classes of {run.data} ({len(split.classes)}) do not match the {len(ckpt['classes'])} "

@@ -20,13 +20,17 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from caltech import checkpoint, engine
-from caltech.datasets import pil_loader
-from caltech.model import load_for_inference
-from caltech.transforms import eval_preset
+from caltech.cli import check
+from caltech.data.images import EXTENSIONS, open_rgb
+from caltech.data.transforms import eval_preset
+from caltech.layout import CHOSEN, CKPT_DIR
+from caltech.recipe import Range
+from caltech.training import engine
+from caltech.training.model import load_for_inference
 from caltech.utils import UserError, atomic_path, default_workers, run_cli
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
+LIMITS = {"topk": Range(1, text="at least 1"), "batch_size": Range(1, text="at least 1"),
+          "workers": Range(0, text="0 or more")}
 UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what PIL raises on a bad file
 
 
@@ -36,9 +40,9 @@ def get_args_parser(add_help=True):
     group = parser.add_argument_group("what to classify")
     group.add_argument("paths", nargs="+", metavar="PATH",
                        help="image files, folders (searched recursively for images) and glob patterns")
-    group.add_argument("--ckpt", default=checkpoint.CHOSEN[False],
-                       help=f"checkpoint file; a bare name that is not a file is looked up in {checkpoint.CKPT_DIR}/ "
-                            f"(default: {checkpoint.CHOSEN[False]}, the grid's choice)")
+    group.add_argument("--ckpt", default=CHOSEN[False],
+                       help=f"checkpoint file; a bare name that is not a file is looked up in {CKPT_DIR}/ "
+                            f"(default: {CHOSEN[False]}, the grid's choice)")
     group.add_argument("--topk", type=int, default=5,
                        help="classes shown per image, at most the checkpoint's number of classes (default: 5)")
     group.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
@@ -72,11 +76,11 @@ def find_images(patterns):
             raise UserError(f"{pattern} does not exist")
         for match in matches:
             if match.is_dir():
-                found += sorted(p for p in match.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+                found += sorted(p for p in match.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
             else:
                 found.append(match)  # named or matched on purpose: tried whatever its extension
     if not found:
-        raise UserError(f"no image files in {' '.join(patterns)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise UserError(f"no image files in {' '.join(patterns)} (looked for {', '.join(EXTENSIONS)})")
     return list(dict.fromkeys(found))
 
 
@@ -91,7 +95,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i):
         try:
-            return i, self.transform(pil_loader(self.paths[i])), None
+            return i, self.transform(open_rgb(self.paths[i])), None
         except UNREADABLE as e:
             return i, None, f"{type(e).__name__}: {e}"
 
@@ -129,10 +133,8 @@ def write_csv(path, rows, k):
 
 
 def main(args):
-    for key, smallest in (("topk", 1), ("batch_size", 1), ("workers", 0)):
-        if getattr(args, key) < smallest:
-            raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)} is out of range: it must be at least "
-                            f"{smallest}")
+    for key, limit in LIMITS.items():
+        check(key, getattr(args, key), limit)
     files = find_images(args.paths)
     path, ckpt, run, model, rt = load_for_inference(args.ckpt, args.device, args.batch_size)
     classes = ckpt["classes"]

@@ -28,15 +28,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import train
-from caltech.checkpoint import LOGDIR
-from caltech.report import parse_compare, write_report
-from caltech.results import DEFAULT_RESULTS
+from caltech.layout import DEFAULT_RESULTS as RESULTS
+from caltech.layout import EVAL, LOGDIR
+from caltech.layout import REPORTS as OUT
+from caltech.report.build import parse_compare, write_report
 from caltech.utils import UserError, run_cli
-
-RESULTS = DEFAULT_RESULTS  # grid_search.py's default --results, looked for beside --runs
-EVAL = "eval"  # the folder of evaluate.py --out tables looked for beside --runs
-OUT = "reports"
 
 
 def get_args_parser(add_help=True):
@@ -83,13 +79,6 @@ def eval_beside(runs):
     return str(path) if path.is_dir() else None
 
 
-def recipe_defaults():
-    """train.py's defaults of its recipe settings (the published recipe): the report names runs by what they
-    changed of them."""
-    defaults = train.default_settings()
-    return {key: defaults[key] for key in train.RECIPE}
-
-
 def main(args):
     results = args.results if args.results is not None else results_beside(args.runs)
     eval_dir, eval_found = args.eval, None
@@ -100,7 +89,7 @@ def main(args):
         raise UserError(f"--eval folder {eval_dir} not found; write it with python evaluate.py --out {eval_dir}")
     compare = [parse_compare(value) for value in args.compare]
     written = write_report(args.runs, results, args.out, epochs=args.epochs, eval_dir=eval_dir, compare=compare,
-                           eval_name=args.eval_name, defaults=recipe_defaults(), eval_found=eval_found)
+                           eval_name=args.eval_name, eval_found=eval_found)
     print(f"report: {len(written) - 1} figures and RESULTS.md written to {args.out}/", file=sys.stdout)
     for path in written:
         print(f"  {path}")

@@ -10,11 +10,12 @@ import argparse
 import os
 from pathlib import Path
 
-from caltech.source import resolve_source
-from caltech.split import DEFAULT_SPLIT, build_split, check_protocol
+from caltech.cli import check
+from caltech.data.source import resolve_source
+from caltech.data.split import TRAIN_PER_CLASS, VAL_PER_CLASS, build_split, check_protocol
+from caltech.layout import DEFAULT_SPLIT
+from caltech.recipe import SEED, Range
 from caltech.utils import UserError, run_cli
-
-DEFAULT_OUT = DEFAULT_SPLIT
 
 
 def get_args_parser(add_help=True):
@@ -24,14 +25,14 @@ def get_args_parser(add_help=True):
     group.add_argument("--source", type=Path, default=None,
                        help="101_ObjectCategories folder, caltech-101.zip or 101_ObjectCategories.tar.gz "
                             "(default: look in the output's parent folder, data/, else download there)")
-    group.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
-                       help=f"split folder to write; replaced completely (default: {DEFAULT_OUT})")
+    group.add_argument("--out", type=Path, default=Path(DEFAULT_SPLIT),
+                       help=f"split folder to write; replaced completely (default: {DEFAULT_SPLIT})")
     group = parser.add_argument_group("split protocol")
-    group.add_argument("--seed", type=int, default=107, help="shuffling seed (default: 107)")
-    group.add_argument("--train-per-class", type=int, default=30,
-                       help="training images per class, validation included (default: 30)")
-    group.add_argument("--val-per-class", type=int, default=6,
-                       help="of those, held out for validation (default: 6)")
+    group.add_argument("--seed", type=int, default=SEED, help=f"shuffling seed (default: {SEED})")
+    group.add_argument("--train-per-class", type=int, default=TRAIN_PER_CLASS,
+                       help=f"training images per class, validation included (default: {TRAIN_PER_CLASS})")
+    group.add_argument("--val-per-class", type=int, default=VAL_PER_CLASS,
+                       help=f"of those, held out for validation (default: {VAL_PER_CLASS})")
     group.add_argument("--include-background", action="store_true",
                        help="keep BACKGROUND_Google as a 102nd class (default: left out)")
     group = parser.add_argument_group("runtime")
@@ -42,8 +43,7 @@ def get_args_parser(add_help=True):
 
 
 def main(args):
-    if args.workers < 0:
-        raise UserError(f"--workers {args.workers} is out of range: it must be 0 (one per core) or more")
+    check("workers", args.workers, Range(0, text="0 (one per core) or more"))
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; pass a folder for the split")
     check_protocol(args.train_per_class, args.val_per_class)  # before a download, not after

@@ -68,7 +68,7 @@ def planted_weights(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_split(tmp_path_factory):
     """A 4-class split of generated 48x40 JPEGs: 5 train, 3 val, 6 test per class. Read-only for tests."""
-    from caltech.split import build_split, read_split
+    from caltech.data.split import build_split, read_split
     base = tmp_path_factory.mktemp("tiny")
     make_image_folder(base / "src", classes=("ant", "bee", "cat", "dog"), per_class=14)
     build_split(base / "src", base / "split", seed=107, train_per_class=8, val_per_class=3)
@@ -85,7 +85,7 @@ def train_args(tmp_path, data, *flags):
 
 def cpu_runtime(args):
     """The Runtime train.py decides for `args` on the CPU (its precision, memory format and eval batch)."""
-    from caltech import runtime
+    from caltech.training import runtime
     return runtime.decide(torch.device("cpu"), getattr(args, "amp", True), args.batch_size,
                           getattr(args, "eval_batch_size", None))
 
@@ -138,7 +138,7 @@ def read_rows(path):
 
 def planned_validation(monkeypatch, accuracies):
     """Make the validation accuracy of epoch e `accuracies[e]`; the rest of every pass is real."""
-    from caltech import engine
+    from caltech.training import engine
     real = engine.evaluate
 
     def evaluate_(model, loader, criterion, rt, num_classes, desc="eval", **kwargs):

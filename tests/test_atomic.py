@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import predict
-from caltech import checkpoint, grid
-from caltech.results import append_result, make_row
-from caltech.split import build_split, read_split
+from caltech.data.split import build_split, read_split
+from caltech.grid import trials as grid
+from caltech.grid.results import append_result, make_row
+from caltech.training import checkpoint
 from conftest import make_image_folder, read_rows
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 import bench
 import train
-from caltech import engine
+from caltech.training import engine
 
 KEYS = [f"{m}_{p}" for m in ("pipeline_img_s", "train_img_s", "eval_img_s", "epoch_s") for p in ("original", "project")]
 

@@ -7,10 +7,12 @@ import torchvision.transforms as T
 from PIL import Image
 
 import train
-from caltech import cache
-from caltech.datasets import build_loader, pil_loader
-from caltech.split import build_split, read_split
-from caltech.transforms import MEAN, STD, BatchTransform, eval_preset
+from caltech.data import cache
+from caltech.data.images import open_rgb as pil_loader
+from caltech.data.loaders import build_loader
+from caltech.data.split import build_split, read_split
+from caltech.data.transforms import MEAN, STD, BatchTransform, eval_preset
+from caltech.training import setup
 from caltech.utils import UserError
 from conftest import cpu_runtime, make_image_folder, train_args
 
@@ -20,7 +22,7 @@ CPU = torch.device("cpu")
 def loader_args(tmp_path, split, loader, image_size=32):
     args = train_args(tmp_path, split.root, "--loader", loader, "--image-size", image_size)
     args.cache_dir, args.eval_batch_size = str(tmp_path / "cache"), 8
-    train.resolve_model(args)  # the normalisation of the model's weights, as train.py resolves it
+    setup.resolve_model(args)  # the normalisation of the model's weights, as train.py resolves it
     return args
 
 
@@ -159,7 +161,7 @@ def test_both_loaders_learn_the_same(tmp_path):
 
 def test_cpu_and_gpu_batch_paths_agree(tiny_split, tmp_path):
     """The per-image CPU path and the one-gather GPU path give the same crops, flips and values."""
-    from caltech.transforms import BatchTransform, crop_flip_params, gather_crops
+    from caltech.data.transforms import BatchTransform, crop_flip_params, gather_crops
     images = torch.from_numpy(cache.load_or_build(tmp_path, tiny_split, "train", 37))
     index = torch.tensor([4, 0, 19, 7, 7, 12])
     cpu = BatchTransform(CPU, crop=32)(images, index, torch.Generator().manual_seed(3))

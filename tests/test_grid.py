@@ -13,9 +13,12 @@ import torch
 import evaluate
 import grid_search
 import train
-from caltech import engine, grid, runtime
-from caltech.results import COLUMNS, append_result, make_row
-from caltech.split import read_split
+from caltech import recipe
+from caltech.data.split import read_split
+from caltech.grid import search
+from caltech.grid import trials as grid
+from caltech.grid.results import COLUMNS, append_result, make_row
+from caltech.training import engine, fit, runtime
 from caltech.utils import UserError
 from conftest import ORIGINAL_RUNS, grid_flags, kill_on_call, make_image_folder, read_rows, run_script
 
@@ -66,7 +69,7 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
 
 
 def test_killed_grid_resumes_without_repeating_or_duplicating(tiny_split, tmp_path, monkeypatch):
-    calls = kill_on_call(monkeypatch, train, "main", 2)  # killed during the second run
+    calls = kill_on_call(monkeypatch, fit, "train", 2)  # killed during the second run
     with pytest.raises(KeyboardInterrupt):
         grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-5"))
     assert len(read_rows(tmp_path / "results.csv")) == 1  # the finished run's row survived the kill
@@ -142,8 +145,8 @@ def test_published_grid_chosen_on_validation_is_experiment_3():
 @pytest.fixture
 def trained(tiny_split, tmp_path):
     args = grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4")
-    trial, = grid_search.plan_trials(args, tiny_split.sha256)
-    train.main(grid_search.trial_args(args, trial))
+    trial, = search.plan_trials(args, tiny_split.sha256)
+    train.main(search.trial_args(args, trial))
     return tmp_path / "ckpt" / trial.run_name / "best.pth"
 
 
@@ -173,7 +176,7 @@ def test_evaluate_refuses_bad_checkpoints_without_running_their_code(trained, tm
 
 
 def test_evaluate_refuses_a_split_with_other_classes(trained, tmp_path):
-    from caltech.split import build_split
+    from caltech.data.split import build_split
     make_image_folder(tmp_path / "other", classes=("x", "y"), per_class=10)
     build_split(tmp_path / "other", tmp_path / "other_split", train_per_class=6, val_per_class=2)
     with pytest.raises(UserError, match="do not match"):
@@ -192,7 +195,8 @@ def test_evaluate_finds_a_bare_name_in_checkpoints(trained, tmp_path, monkeypatc
 APPEND_ROWS = """
 import sys
 sys.path.insert(0, {root!r})
-from caltech import grid, results
+from caltech.grid import results
+from caltech.grid import trials as grid
 seed = int(sys.argv[1])
 for trial in grid.make_trials([1], [1e-3], [float(i) for i in range(1, 41)], [seed], scratch=True):
     results.append_result(sys.argv[2], results.make_row(trial, {{"best_val_acc": 0.5, "test_acc": 0.5,
@@ -230,18 +234,18 @@ def test_grid_passes_every_listed_train_flag_to_each_run(tmp_path):
     flags[flags.index("C")] = str(tmp_path / "C")
     args = grid_search.get_args_parser().parse_args([*flags, "--epochs", "3", "--lr-fc", "0.01", "--lr-base", "0.002",
                                                      "--seeds", "5"])
-    trial, = grid_search.plan_trials(args, "split")
+    trial, = search.plan_trials(args, "split")
     expected = train.get_args_parser().parse_args([*flags, "--epochs", "3", "--lr-fc", "0.01", "--lr-base", "0.002",
                                                    "--seed", "5", "--run-name", trial.run_name])
     defaults = vars(train.get_args_parser().parse_args([]))
     assert all(value != defaults[key] for key, value in vars(expected).items() if key != "resume")
     # under cosine, --step-size and --gamma change nothing: the run gets their defaults (test_grid_product)
-    assert train.unused_settings(expected) == {"step_size", "gamma"}
+    assert recipe.unused(vars(expected)) == {"step_size", "gamma"}
     expected.step_size, expected.gamma = defaults["step_size"], defaults["gamma"]
-    assert vars(grid_search.trial_args(args, trial)) == vars(expected)
+    assert vars(search.trial_args(args, trial)) == vars(expected)
     (tmp_path / "C" / trial.run_name).mkdir(parents=True)
     (tmp_path / "C" / trial.run_name / "last.pth").write_bytes(b"")
-    assert grid_search.trial_args(args, trial).resume is True  # an interrupted run resumes from its last.pth
+    assert search.trial_args(args, trial).resume is True  # an interrupted run resumes from its last.pth
 
 
 def test_results_csv_has_the_published_columns_then_ours_formatted_as_documented(tmp_path):

@@ -6,8 +6,11 @@ import pytest
 
 import grid_search
 import train
-from caltech import engine
-from caltech.results import row_settings
+from caltech import recipe
+from caltech.cli import flag
+from caltech.grid import search
+from caltech.grid.results import row_settings
+from caltech.training import engine
 from conftest import grid_flags, read_rows
 
 # two valid values for every recipe setting beside the published axes and the seed
@@ -19,7 +22,7 @@ TWO_VALUES = {"scratch": ("off", "on"), "model": ("resnet18", "mobilenet_v3_smal
               "momentum": ("0.9", "0.8"), "schedule": ("step", "cosine"), "warmup_epochs": ("0", "1"),
               "mixup": ("0", "0.2"), "cutmix": ("0", "1"), "tta": ("off", "on"), "patience": ("0", "2")}
 
-# the recipe in which a setting that some recipes ignore (train.UNUSED_WHEN) does something
+# the recipe in which a setting that some recipes ignore (recipe entries' used_with) does something
 USED_BY = {"momentum": ["--optimizer", "sgd"], "min_scale": ["--train-crop", "resized"]}
 
 
@@ -30,7 +33,7 @@ def parse(tmp_path, *flags):
 
 
 def test_every_recipe_setting_is_covered():
-    assert set(TWO_VALUES) == set(train.RECIPE) - {"epochs", "lr_fc", "lr_base", "seed"}
+    assert set(TWO_VALUES) == set(recipe.RECIPE) - {"epochs", "lr_fc", "lr_base", "seed"}
 
 
 @pytest.mark.parametrize("key", sorted(TWO_VALUES))
@@ -40,36 +43,36 @@ def test_each_recipe_flag_takes_several_values_one_run_each_reaching_train(tmp_p
     if key == "weights_name":  # resnet18 has one set of weights, resnet50 two
         extra = ["--model", "resnet50", "--weights", str(planted_weights)]
     extra += USED_BY.get(key, [])
-    args = parse(tmp_path, train.flag(key), *values, *extra)
-    trials = grid_search.plan_trials(args, "split")
+    args = parse(tmp_path, flag(key), *values, *extra)
+    trials = search.plan_trials(args, "split")
     assert len(trials) == 2 and [t.experiment for t in trials] == [1, 2]
-    expected = [getattr(train.get_args_parser().parse_args([train.flag(key), v] if v not in ("on", "off") else
-                                                           [train.flag(key)] * (v == "on")), key) for v in values]
-    assert [getattr(grid_search.trial_args(args, t), key) for t in trials] == expected
+    expected = [getattr(train.get_args_parser().parse_args([flag(key), v] if v not in ("on", "off") else
+                                                           [flag(key)] * (v == "on")), key) for v in values]
+    assert [getattr(search.trial_args(args, t), key) for t in trials] == expected
     assert [t.settings[key] for t in trials] == expected and len({t.run_name for t in trials}) == 2
-    assert grid_search.varying(trials) == [key]
+    assert search.varying(trials) == [key]
 
 
 def test_the_product_varies_the_published_axes_fastest_and_keeps_their_numbering(tmp_path):
-    published = grid_search.plan_trials(grid_search.get_args_parser().parse_args([]), "split")
+    published = search.plan_trials(grid_search.get_args_parser().parse_args([]), "split")
     assert [(t.experiment, t.epochs, t.lr_fc, t.lr_base) for t in published] == [
         (1, 20, 1e-3, 1e-4), (2, 20, 1e-3, 1e-5), (3, 20, 5e-4, 1e-4), (4, 20, 5e-4, 1e-5),
         (5, 30, 1e-3, 1e-4), (6, 30, 1e-3, 1e-5), (7, 30, 5e-4, 1e-4), (8, 30, 5e-4, 1e-5)]
-    trials = grid_search.plan_trials(parse(tmp_path, "--scratch", "--optimizer", "adam", "adamw", "--image-size", "32",
+    trials = search.plan_trials(parse(tmp_path, "--scratch", "--optimizer", "adam", "adamw", "--image-size", "32",
                                            "48", "--epochs", "1", "2", "--seeds", "1", "2"), "split")
     assert len(trials) == 16 and [t.experiment for t in trials] == list(range(1, 9)) * 2
-    # the other settings in train.RECIPE's order, slowest first: image size before optimizer
+    # the other settings in recipe.RECIPE's order, slowest first: image size before optimizer
     assert [(t.settings["optimizer"], t.settings["image_size"], t.epochs) for t in trials[:8]] == [
         (o, s, e) for s in (32, 48) for o in ("adam", "adamw") for e in (1, 2)]
     assert [t.seed for t in trials] == [1] * 8 + [2] * 8  # seed-major, as before
-    assert grid_search.varying(trials) == ["image_size", "optimizer"]
+    assert search.varying(trials) == ["image_size", "optimizer"]
 
 
 def test_settings_a_recipe_ignores_do_not_multiply_its_runs(tmp_path, capsys):
     args = parse(tmp_path, "--scratch", "--optimizer", "adam", "sgd", "--momentum", "0.9", "0.8", "--schedule", "step",
                  "cosine", "--step-size", "10", "5", "--seeds", "1", "2")
-    trials = grid_search.plan_trials(args, "split")
-    # in train.RECIPE's order (step size, optimizer, momentum, schedule), each distinct recipe where it first
+    trials = search.plan_trials(args, "split")
+    # in recipe.RECIPE's order (step size, optimizer, momentum, schedule), each distinct recipe where it first
     # appears: adam once per momentum, cosine once per step size, all at the ignored setting's default
     recipes = [(t.settings["step_size"], t.settings["optimizer"], t.settings["momentum"], t.settings["schedule"])
                for t in trials if t.seed == 1]
@@ -79,16 +82,16 @@ def test_settings_a_recipe_ignores_do_not_multiply_its_runs(tmp_path, capsys):
     assert [t.experiment for t in trials] == list(range(1, 10)) * 2 and len({t.run_name for t in trials}) == 18
     assert "16 configurations are 9 distinct recipes: --momentum, --step-size change nothing" in capsys.readouterr().out
     # the run gets what its row records: the ignored setting at its default
-    cosine_sgd = grid_search.trial_args(args, trials[5])
+    cosine_sgd = search.trial_args(args, trials[5])
     assert (cosine_sgd.optimizer, cosine_sgd.momentum, cosine_sgd.schedule, cosine_sgd.step_size) == (
         "sgd", 0.8, "cosine", 10)
 
 
 def test_lr_ties_the_two_rates_instead_of_crossing_them(tmp_path):
     args = grid_search.get_args_parser().parse_args(["--scratch", "--epochs", "30", "--lr", "1e-3", "2e-3", "4e-3"])
-    trials = grid_search.plan_trials(args, "split")
+    trials = search.plan_trials(args, "split")
     assert [(t.lr_fc, t.lr_base) for t in trials] == [(1e-3, 1e-3), (2e-3, 2e-3), (4e-3, 4e-3)]
-    crossed = grid_search.plan_trials(grid_search.get_args_parser().parse_args(
+    crossed = search.plan_trials(grid_search.get_args_parser().parse_args(
         ["--scratch", "--epochs", "30", "--lr-fc", "1e-3", "2e-3", "--lr-base", "1e-3", "2e-3"]), "split")
     assert len(crossed) == 4
 
@@ -107,7 +110,7 @@ def test_a_product_grid_runs_its_rows_table_and_shared_prefixes(tiny_split, tmp_
     assert [line.split()[-6] for line in lines] == ["adam", "adam", "sgd", "sgd"]  # the column that varies
     rows = read_rows(tmp_path / "results.csv")
     assert sorted(json.loads(r["Settings"])["optimizer"] for r in rows) == ["adam", "adam", "sgd", "sgd"]
-    assert all(json.loads(r["Settings"]) == row_settings(r) and set(train.RECIPE) <= set(row_settings(r))
+    assert all(json.loads(r["Settings"]) == row_settings(r) and set(recipe.RECIPE) <= set(row_settings(r))
                for r in rows)
     assert {r["Run"] for r in out["rows"]} == {r["Run"] for r in rows}
     sgd = [r for r in rows if "_sgd_" in r["Run"]]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from caltech.metrics import Meter, accuracy, mean_class_accuracy, per_class_rows
+from caltech.training.metrics import Meter, accuracy, mean_class_accuracy, per_class_rows
 
 # rows = true class, columns = predicted; class 2 has no image in this split
 CONFUSION = torch.tensor([[8, 2, 0, 0],

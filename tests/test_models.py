@@ -10,9 +10,12 @@ import evaluate
 import grid_search
 import predict
 import train
-from caltech.datasets import build_loader, pil_loader
-from caltech.model import cached_weights_path
-from caltech.transforms import MEAN, STD, eval_preset
+from caltech.data.images import open_rgb as pil_loader
+from caltech.data.loaders import build_loader
+from caltech.data.transforms import MEAN, STD, eval_preset
+from caltech.grid import search
+from caltech.training import fit, setup
+from caltech.training.model import cached_weights_path
 from caltech.utils import UserError
 from conftest import cpu_runtime, grid_flags, train_args
 
@@ -57,8 +60,8 @@ MODELS = [("resnet18", "fc", "cache", []),
 def test_model_trains_evaluates_and_predicts_offline(name, head, source, extra, tiny_split, tmp_path, monkeypatch):
     planted_file = cached_weights_path(name) if source == "cache" else tmp_path / f"{name}-random.pth"
     planted = plant(name, planted_file)
-    models = spy_returns(monkeypatch, train, "build_model")
-    groups = spy_returns(monkeypatch, train, "param_groups",
+    models = spy_returns(monkeypatch, fit, "build_model")
+    groups = spy_returns(monkeypatch, fit, "param_groups",
                          keep=lambda g: (g, [p.detach().clone() for p in g[1]["params"]]))
     flags = ["--model", name, "--epochs", 1, "--lr-base", 0, "--lr-fc", 1e-2, "--threads", 1, *extra]
     if source == "--weights":
@@ -97,12 +100,12 @@ def test_model_trains_evaluates_and_predicts_offline(name, head, source, extra, 
 def test_weights_own_normalisation_and_size_reach_both_loaders(tiny_split, tmp_path):
     published = train_args(tmp_path, tiny_split.root)
     published.image_size = None  # as on the command line without --image-size
-    train.resolve_model(published)
+    setup.resolve_model(published)
     assert (published.image_size, published.mean, published.std, published.weights_name) == \
         (224, MEAN, STD, "IMAGENET1K_V1")
     args = train_args(tmp_path, tiny_split.root, "--model", "efficientnet_v2_l")
     args.image_size = None
-    train.resolve_model(args)  # reads torchvision's metadata; nothing is built or downloaded
+    setup.resolve_model(args)  # reads torchvision's metadata; nothing is built or downloaded
     assert args.image_size == 480 and args.mean == args.std == (0.5, 0.5, 0.5)
 
     args.image_size, args.cache_dir, args.eval_batch_size = 32, str(tmp_path / "cache"), 8
@@ -140,15 +143,15 @@ def test_grid_passes_model_weights_name_and_patience_to_every_run(tmp_path):
     args = grid_search.get_args_parser().parse_args(grid_flags(
         tmp_path, tmp_path / "data", "--model", "mobilenet_v3_large", "--weights-name", "IMAGENET1K_V1",
         "--patience", 3, "--lr-base", 1e-4))
-    trial, = grid_search.plan_trials(args, "split")
+    trial, = search.plan_trials(args, "split")
     assert trial.recipe == "mobilenet_v3_large_IMAGENET1K_V1_pat3"
-    targs = grid_search.trial_args(args, trial)
+    targs = search.trial_args(args, trial)
     assert (targs.model, targs.weights_name, targs.patience) == ("mobilenet_v3_large", "IMAGENET1K_V1", 3)
     assert "_mobilenet_v3_large_IMAGENET1K_V1_pat3_" in trial.run_name
     # the model's default weights named explicitly are still the default recipe
     same = grid_search.get_args_parser().parse_args(grid_flags(tmp_path, tmp_path, "--weights-name", "IMAGENET1K_V1",
                                                                       "--lr-base", "1e-4"))
-    assert grid_search.plan_trials(same, "split")[0].recipe == ""
+    assert search.plan_trials(same, "split")[0].recipe == ""
 
 
 def test_bench_measures_the_model_asked_for(tmp_path, monkeypatch):

@@ -6,7 +6,10 @@ import torch
 
 import grid_search
 import train
-from caltech import engine, grid, results, tables
+from caltech.grid import results, tables
+from caltech.grid import trials as grid
+from caltech.training import engine
+from caltech.utils import UserError
 from conftest import grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
 
 FLAGS = ["--scratch", "--epochs", 8, "--patience", 2, "--threads", 1]
@@ -49,9 +52,9 @@ def test_patience_stops_records_and_resumes_at_the_same_epoch(tiny_split, tmp_pa
     assert calls == [] and again["epochs_run"] == STOP and again["test_acc"] == straight["test_acc"]
     assert torch.load(tmp_path / "ckpt" / "straight" / "last.pth", weights_only=True)["epoch"] == STOP
     # patience is part of the recipe: a resume cannot change it
-    with pytest.raises(train.UserError, match="--patience 3 differs from run straight's 2"):
+    with pytest.raises(UserError, match="--patience 3 differs from run straight's 2"):
         train.main(train_args(tmp_path, tiny_split.root, "--run-name", "straight", "--resume", "--patience", 3))
-    with pytest.raises(train.UserError, match="--patience -1 is out of range: it must be 0"):
+    with pytest.raises(UserError, match="--patience -1 is out of range: it must be 0"):
         train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--patience", -1))
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import train
-from caltech import engine, metrics, runtime
+from caltech.training import engine, metrics, runtime
 from conftest import kill_on_call, read_scalars, train_args
 
 
@@ -76,8 +76,8 @@ def test_gpu_loader_path_on_the_cpu_gives_the_cpu_path_batches_in_channels_last(
     the CPU: the same batches, value for value, as the CPU path, in the GPU's memory format."""
     import numpy as np
 
-    from caltech import cache
-    from caltech.datasets import CachedLoader
+    from caltech.data import cache
+    from caltech.data.loaders import CachedLoader
     cpu = torch.device("cpu")
     labels = np.array([label for _, label in tiny_split.samples["train"]])
     for train_, side in ((True, 37), (False, 32)):
@@ -100,8 +100,8 @@ def test_cpu_channels_last_training_batches_come_from_an_nhwc_cache_value_for_va
     the augmented paths keep the NCHW cache."""
     import numpy as np
 
-    from caltech import cache
-    from caltech.datasets import CachedLoader
+    from caltech.data import cache
+    from caltech.data.loaders import CachedLoader
     cpu = torch.device("cpu")
     labels = np.array([label for _, label in tiny_split.samples["train"]])
     images = cache.load_or_build(tmp_path, tiny_split, "train", 37)

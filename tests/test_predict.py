@@ -7,9 +7,9 @@ import torch
 
 import predict
 import train
-from caltech import checkpoint, engine, runtime
-from caltech.datasets import build_loader
-from caltech.model import from_checkpoint
+from caltech.data.loaders import build_loader
+from caltech.training import checkpoint, engine, runtime
+from caltech.training.model import from_checkpoint
 from caltech.utils import UserError
 from conftest import cpu_runtime, read_rows, run_script, train_args
 
@@ -128,11 +128,13 @@ def test_missing_path_empty_glob_and_bad_checkpoint_are_one_sentence(trained, ti
 
 
 def test_folders_are_searched_for_every_documented_image_extension(tmp_path):
-    documented = ".jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp".split()  # README, predict.py's PATH row
+    # README, predict.py's PATH row: every extension the split accepts (GIFs too: Caltech's split holds none, but a
+    # user's may)
+    documented = ".jpg .jpeg .png .bmp .gif .ppm .pgm .pbm .tif .tiff .webp".split()
     folder = tmp_path / "photos"
     (folder / "deeper").mkdir(parents=True)
     images = [folder / "deeper" / f"a{ext}" for ext in documented] + [folder / "UPPER.JPG"]
-    for path in [*images, folder / "notes.txt", folder / "anim.gif"]:
+    for path in [*images, folder / "notes.txt", folder / "anim.svg"]:
         path.touch()
     assert predict.find_images([str(folder)]) == sorted(images)
 

@@ -7,9 +7,10 @@ import torch
 
 import grid_search
 import train
-from caltech import engine
-from caltech import results as results_csv
-from caltech.optim import is_prefix, lr_factors
+from caltech.grid import results as results_csv
+from caltech.grid import search
+from caltech.training import engine, fit
+from caltech.training.optim import is_prefix, lr_factors
 from caltech.utils import UserError
 from conftest import grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
 
@@ -23,7 +24,7 @@ def grid_args(out, data, *flags):
 
 def run_names(split, *flags):
     """The grid's run names, shortest first: they end in a digest of each run's settings and split."""
-    return [t.run_name for t in grid_search.plan_trials(grid_args(split.root, split.root, *flags), split.sha256)]
+    return [t.run_name for t in search.plan_trials(grid_args(split.root, split.root, *flags), split.sha256)]
 
 
 def count_epochs(monkeypatch):
@@ -116,11 +117,11 @@ def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(ti
     # the longest run began on its own (train.py, or a grid without sharing) and was killed in its third epoch:
     # the two shorter runs, whose epochs it has passed, train on their own and it resumes
     args = grid_args(tmp_path / "c", tiny_split.root, *flags)
-    longest = grid_search.plan_trials(args, tiny_split.sha256)[2]
+    longest = search.plan_trials(args, tiny_split.sha256)[2]
     with pytest.MonkeyPatch.context() as patch:
         kill_on_call(patch, engine, "train_one_epoch", 3)
         with pytest.raises(KeyboardInterrupt):
-            train.main(grid_search.trial_args(args, longest))
+            train.main(search.trial_args(args, longest))
     epochs.clear()
     grid_search.main(args)
     assert len(epochs) == 1 + 1 + 2 and results(tmp_path / "c" / "results.csv") == reference
@@ -182,10 +183,10 @@ def test_only_step_schedules_share_and_a_wrong_horizon_is_refused(tiny_split, tm
     for flags, expected in (([], [[1, 2, 3], [1, 2, 3]]), (["--schedule", "cosine"], [[1, 3], [2]] * 2),
                             (["--no-share-prefixes"], [[1], [2], [3]] * 2)):
         args = grid_args(tmp_path, tiny_split.root, "--epochs", 1, 2, 3, "--lr-base", 1e-4, 1e-2, *flags)
-        trials = grid_search.plan_trials(args, tiny_split.sha256)
-        groups = grid_search.plan_groups(trials, args)
+        trials = search.plan_trials(args, tiny_split.sha256)
+        groups = search.plan_groups(trials, args)
         assert sorted([t.epochs for t in g] for g in groups) == sorted(expected), flags
         assert sorted(t.run_name for g in groups for t in g) == sorted(t.run_name for t in trials)
     with pytest.raises(UserError, match="not the first epochs"):
-        train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 3, "--schedule", "cosine"),
-                   horizons={2: "short"})
+        fit.train(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 3, "--schedule", "cosine"),
+                  horizons={2: "short"})

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import grid_search
-import train
-from caltech import grid, ray_tune
+from caltech.grid import ray_tune, search
+from caltech.grid import trials as grid
+from caltech.training import fit
 from caltech.utils import UserError
 from conftest import ROOT, grid_flags, read_rows
 
@@ -83,9 +84,9 @@ def test_runs_sharing_a_prefix_are_one_tune_trial_with_the_sequential_rows(local
 
 
 def crash_once_after_an_epoch(marker):
-    """grid_search.run_group, except that the first group to finish an epoch creates `marker` and crashes,
+    """search.run_group, except that the first group to finish an epoch creates `marker` and crashes,
     after that epoch's checkpoint is on disk. A local function: Ray ships it to the workers by value."""
-    real = grid_search.run_group
+    real = search.run_group
 
     def run_group(args, group, on_epoch=None, on_result=None):
         def report(stats):
@@ -100,7 +101,7 @@ def crash_once_after_an_epoch(marker):
 
 
 def test_crashed_trial_is_retried_from_its_last_checkpoint(local_ray, tiny_split, tmp_path, monkeypatch):
-    monkeypatch.setattr(grid_search, "run_group", crash_once_after_an_epoch(str(tmp_path / "crashed")))
+    monkeypatch.setattr(search, "run_group", crash_once_after_an_epoch(str(tmp_path / "crashed")))
     grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-2", "--epochs", "2",
                                 "--backend", "ray"))
     assert (tmp_path / "crashed").exists()
@@ -119,19 +120,19 @@ def test_trials_that_keep_failing_are_named(local_ray, tiny_split, tmp_path):
     args = grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "--max-failures", "0",
                      "--backend", "ray")
     with pytest.raises(UserError, match=r"scratch_exp1_\S+_s107_[0-9a-f]{6} \(.*rerun the same command"):
-        ray_tune.run_trials([grid_search.plan_trials(args, tiny_split.sha256)],
+        ray_tune.run_trials([search.plan_trials(args, tiny_split.sha256)],
                             args, broken_run_group, lambda trial, metrics: None)
 
 
 def broken_run_group(args, group, on_epoch=None, on_result=None):
-    grid_search.run_group(argparse.Namespace(**{**vars(args), "data": str(Path(args.data).parent / "no_such_split")}),
+    search.run_group(argparse.Namespace(**{**vars(args), "data": str(Path(args.data).parent / "no_such_split")}),
                           group, on_epoch, on_result)
 
 
 def test_missing_ray_is_one_sentence(monkeypatch, tiny_split, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when Ray is not installed
     with pytest.raises(UserError, match=r"pip install -r requirements-ray\.txt"):
-        ray_tune.run_trials([], grid_args(tmp_path, tiny_split.root), grid_search.run_group, None)
+        ray_tune.run_trials([], grid_args(tmp_path, tiny_split.root), search.run_group, None)
 
 
 def session_pids(sid):
@@ -196,11 +197,11 @@ def test_killed_driver_resumes_without_repeating_or_duplicating(tiny_split, tmp_
 def test_each_trial_runs_cpus_per_trial_torch_threads_unless_threads_is_given(tmp_path, monkeypatch):
     tune = pytest.importorskip("ray.tune")
     seen = []
-    monkeypatch.setattr(train, "main", lambda targs, **kwargs: seen.append(targs) or {})
+    monkeypatch.setattr(fit, "train", lambda targs, **kwargs: seen.append(targs) or {})
     monkeypatch.setattr(tune, "report", lambda *args, **kwargs: None)
     trials = grid.make_trials([1], [1e-3], [1e-4], [107], True)
     for extra in ([], ["--threads", "2"]):
         args = grid_search.get_args_parser().parse_args(grid_flags(tmp_path, tmp_path, "--cpus-per-trial", "3", *extra))
-        ray_tune.trainable({"group": 0}, [trials], args, grid_search.run_group)
+        ray_tune.trainable({"group": 0}, [trials], args, search.run_group)
     assert [targs.threads for targs in seen] == [3, 2]
     assert seen[0].run_name == trials[0].run_name

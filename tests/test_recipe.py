@@ -11,9 +11,9 @@ from torchvision.transforms import v2
 import evaluate
 import grid_search
 import train
-from caltech import engine, runtime
-from caltech.datasets import build_loader
-from caltech.transforms import resized_crop_params, resized_crops, train_preset
+from caltech.data.loaders import build_loader
+from caltech.data.transforms import resized_crop_params, resized_crops, train_preset
+from caltech.training import engine, fit, runtime, setup
 from caltech.utils import UserError
 from conftest import cpu_runtime, grid_flags, kill_on_call, read_rows, read_scalars, train_args
 
@@ -48,7 +48,7 @@ def test_published_recipe_is_the_default():
     assert (args.train_crop, args.auto_augment, args.label_smoothing, args.optimizer, args.weight_decay,
             args.schedule, args.warmup_epochs, args.mixup, args.cutmix, args.tta) == \
         ("random", "none", 0.0, "adam", 0.0, "step", 0, 0.0, 0.0, False)
-    assert train.recipe_tag(args) == ""
+    assert setup.recipe_tag(args) == ""
     assert engine.batch_mixer(args.mixup, args.cutmix, 101) is None
     # the published PIL transform, exactly
     assert repr(train_preset(224)) == repr(T.Compose([T.Resize((256, 256)), T.RandomCrop(224), T.RandomHorizontalFlip(),
@@ -72,7 +72,7 @@ def test_default_run_uses_adam_steplr_plain_loss_and_no_tta(tiny_split, tmp_path
 def test_every_option_reaches_its_target_and_is_recorded(tiny_split, tmp_path, monkeypatch):
     trains = spy(monkeypatch, engine, "train_one_epoch")
     evals = spy(monkeypatch, engine, "evaluate")
-    loaders = spy(monkeypatch, train, "build_loader")
+    loaders = spy(monkeypatch, fit, "build_loader")
     metrics = train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 3, *OPTIONS))
     run = metrics["run"]
     assert "crop-resized_scale0.3_trivial_ls0.1_adamw_wd0.05_cosine_warm1_mixup0.2_cutmix1.0_tta" in run
@@ -145,7 +145,7 @@ def test_augmentation_options_reach_both_loaders_and_only_for_training(tiny_spli
     args = train_args(tmp_path, tiny_split.root, "--loader", kind, "--train-crop", "resized", "--min-scale", 0.3,
                       "--auto-augment", "randaugment")
     args.cache_dir, args.eval_batch_size = str(tmp_path / "cache"), 8
-    train.resolve_model(args)
+    setup.resolve_model(args)
     train_loader, val_loader = (build_loader(tiny_split, name, args, cpu_runtime(args)) for name in ("train", "val"))
     if kind == "pil":
         ops = train_loader.loader.dataset.transform.transforms
@@ -251,7 +251,7 @@ def test_default_run_is_bit_for_bit_a_hand_written_published_loop(tiny_split, tm
     from torch.utils.data import DataLoader
     from torchvision.models import resnet18
 
-    from caltech.datasets import ImageList
+    from caltech.data.loaders import ImageList
     from caltech.utils import derive_seed, seed_everything
     threads = torch.get_num_threads()
     train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 2, "--loader", "pil", "--threads", 1,

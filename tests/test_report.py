@@ -8,8 +8,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 import evaluate
 import report
-from caltech import grid, plots, tblog
-from caltech.results import make_row, read_rows, write_results
+from caltech.grid import trials as grid
+from caltech.grid.results import make_row, read_rows, write_results
+from caltech.report import figures as plots
+from caltech.report import runs as tblog
 from caltech.utils import UserError, run_cli
 from conftest import ORIGINAL_RUNS, run_script
 

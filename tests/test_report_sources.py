@@ -10,8 +10,9 @@ from test_report import PUBLISHED_TAGS, run_report, table_rows, write_run
 import evaluate
 import grid_search
 import train
-from caltech import labels, plots, reproduce
-from caltech.results import COLUMNS
+from caltech.grid.results import COLUMNS
+from caltech.report import figures as plots
+from caltech.report import labels, reproduce
 from conftest import ORIGINAL_RUNS, grid_flags, train_args
 
 CURVES = ["val_accuracy", "train_loss", "val_loss"]
@@ -197,12 +198,10 @@ def test_the_published_results_have_one_home_and_are_not_checked_against_themsel
 
 
 def test_labels_name_only_what_tells_runs_apart():
-    defaults = {key: value for key, value in vars(train.get_args_parser().parse_args([])).items()
-                if key in train.RECIPE}
     scratch = labels.run_parts({"scratch": True, "optimizer": "adamw", "lr_fc": 1e-3, "lr_base": 1e-3, "seed": 107,
-                                "epochs": 30, "label_smoothing": 0.1}, defaults)
+                                "epochs": 30, "label_smoothing": 0.1})
     finetuned = labels.run_parts({"scratch": False, "lr_fc": 1e-3, "lr_base": 1e-4, "seed": 107, "epochs": 30,
-                                  "label_smoothing": 0.0}, defaults)
+                                  "label_smoothing": 0.0})
     assert labels.distinguishing_labels([scratch, finetuned], keep=("mode", "lr")) == [
         "scratch, AdamW 1e-3, ls 0.1", "fine-tuned, Adam fc 1e-3 / base 1e-4"]
     other_seed = {**finetuned, "seed": "seed 108", "epochs": "20 ep"}

@@ -8,8 +8,9 @@ import torch
 
 import evaluate
 import grid_search
-from caltech import engine, grid
-from caltech.split import build_split, read_split
+from caltech.data.split import build_split, read_split
+from caltech.grid import trials as grid
+from caltech.training import engine
 from conftest import grid_flags, make_image_folder, read_rows
 
 PLANNED_VAL = [0.30, 0.90, 0.10]  # validation accuracy per epoch: the best epoch (2nd) is not the last

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 import split_dataset
-from caltech import source
-from caltech.split import build_split, read_split
+from caltech.data import source
+from caltech.data.split import build_split, read_split
 from caltech.utils import UserError
 from conftest import REAL_DATA, REAL_URLOPEN, make_image_folder, run_script
 

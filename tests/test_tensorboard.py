@@ -12,12 +12,13 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as torch_hparams
 
 import grid_search
-import train
-from caltech import tblog
+from caltech import recipe
+from caltech.report.runs import check_run_folder
+from caltech.training import tblog
 from caltech.utils import UserError
 from conftest import grid_flags
 
-COLUMNS = [*train.RECIPE, "num_classes"]
+COLUMNS = [*recipe.RECIPE, "num_classes"]
 METRICS = {"hparam/best_val_acc": "best_val_acc", "hparam/test_acc": "test_acc",
            "hparam/test_mean_class_acc": "test_mean_class_acc", "hparam/epochs_run": "epochs_run"}
 
@@ -130,6 +131,6 @@ def test_a_root_holding_the_experiment_summary_is_not_taken_for_a_run(tmp_path):
     metrics = {"best_val_acc": 0.5, "test_acc": 0.25, "test_mean_class_acc": 0.25, "epochs_run": 2}
     log_run(tmp_path / "runs" / "a_run", hparams, metrics)
     assert (tmp_path / "runs" / tblog.EXPERIMENT_FILE).is_file()
-    assert tblog.check_run_folder(tmp_path / "runs" / "a_run", "--compare") == tmp_path / "runs" / "a_run"
+    assert check_run_folder(tmp_path / "runs" / "a_run", "--compare") == tmp_path / "runs" / "a_run"
     with pytest.raises(UserError, match="not a TensorBoard root"):
-        tblog.check_run_folder(tmp_path / "runs", "--compare")
+        check_run_folder(tmp_path / "runs", "--compare")

@@ -10,11 +10,13 @@ import torch
 from torch import nn
 
 import train
-from caltech import engine, runtime, utils
-from caltech.datasets import build_loader
-from caltech.model import build_model, cached_weights_path, from_checkpoint
-from caltech.split import ensure_split, read_split
-from caltech.transforms import MEAN, STD
+from caltech import utils
+from caltech.data.loaders import build_loader
+from caltech.data.split import ensure_split, read_split
+from caltech.data.transforms import MEAN, STD
+from caltech.layout import DEFAULT_SPLIT
+from caltech.training import engine, fit, runtime, setup
+from caltech.training.model import build_model, cached_weights_path, from_checkpoint
 from caltech.utils import UserError
 from conftest import cpu_runtime, kill_on_call, make_image_folder, read_scalars, run_script, train_args
 
@@ -68,7 +70,7 @@ def test_step_size_and_gamma_shape_the_logged_learning_rates(tiny_split, tmp_pat
 
 
 def test_optimizer_has_fc_and_base_groups_at_their_rates():
-    from caltech.model import param_groups
+    from caltech.training.model import param_groups
     model = build_model(7, pretrained=False)
     groups = param_groups(model, lr_fc=1e-3, lr_base=1e-4)
     assert [g["name"] for g in groups] == ["base", "fc"]
@@ -222,7 +224,7 @@ def test_runtime_flags_reach_their_targets_and_their_defaults_hold(tiny_split, t
     compiled = spy_calls(monkeypatch, torch, "compile", fake=lambda model, *a, **k: model)
     precisions = spy_calls(monkeypatch, runtime, "precision")
     loaders = []  # (split name, loader) of every loader train.py builds
-    monkeypatch.setattr(train, "build_loader", lambda split, name, *a, **k: (
+    monkeypatch.setattr(fit, "build_loader", lambda split, name, *a, **k: (
         loaders.append((name, build_loader(split, name, *a, **k))), loaders[-1][1])[1])
 
     def batch_sizes():
@@ -256,8 +258,8 @@ def test_runtime_flags_reach_their_targets_and_their_defaults_hold(tiny_split, t
 
 def test_default_run_name_adds_non_default_options_before_the_timestamp():
     parse = train.get_args_parser().parse_args
-    assert re.fullmatch(r"finetune_ep30_fc0\.001_base0\.0001_s107_\d{4}_\d{6}", train.default_run_name(parse([])))
-    name = train.default_run_name(parse(["--scratch", "--epochs", "2", "--lr-fc", "0.5", "--lr-base", "0.25",
+    assert re.fullmatch(r"finetune_ep30_fc0\.001_base0\.0001_s107_\d{4}_\d{6}", setup.default_run_name(parse([])))
+    name = setup.default_run_name(parse(["--scratch", "--epochs", "2", "--lr-fc", "0.5", "--lr-base", "0.25",
                                          "--seed", "9", "--label-smoothing", "0.1", "--patience", "3"]))
     assert re.fullmatch(r"scratch_ep2_fc0\.5_base0\.25_s9_ls0\.1_pat3_\d{4}_\d{6}", name), name
 
@@ -272,8 +274,8 @@ def test_a_missing_split_is_built_from_source_or_from_data(tmp_path, monkeypatch
     assert metrics["test_n"] == 2
     # the default --data, missing: built from the images in data/ of the working directory, nothing downloaded
     monkeypatch.chdir(tmp_path)
-    split = ensure_split(train.DEFAULT_DATA, train.DEFAULT_DATA)
-    assert (tmp_path / train.DEFAULT_DATA / "split.csv").is_file()
+    split = ensure_split(DEFAULT_SPLIT, DEFAULT_SPLIT)
+    assert (tmp_path / DEFAULT_SPLIT / "split.csv").is_file()
     assert split.manifest == built.manifest  # the same images, the same default protocol
 
 

@@ -11,8 +11,8 @@ import evaluate
 import grid_search
 import split_dataset
 import train
-from caltech import engine
-from caltech.split import build_split, read_split
+from caltech.data.split import build_split, read_split
+from caltech.training import engine
 from caltech.utils import Interrupted, UserError, run_cli
 from conftest import grid_flags, kill_on_call, make_image_folder, read_rows, run_script, train_args
 

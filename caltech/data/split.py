@@ -1,6 +1,6 @@
 """The deterministic per-class split: 30 training images per class (24 train + 6 val), the rest test.
 
-    from caltech.split import build_split
+    from caltech.data.split import build_split
     build_split("data/101_ObjectCategories", "data/caltech101_split", seed=107)
 
 Every image is decoded once while splitting; files that do not decode are excluded, warned about
@@ -18,22 +18,21 @@ import random
 import shutil
 import sys
 import tempfile
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from .utils import UserError
+from ..layout import DEFAULT_SPLIT
+from ..recipe import SEED
+from ..utils import UserError
+from .images import FORMATS, check_image
+
+TRAIN_PER_CLASS, VAL_PER_CLASS = 30, 6  # the published protocol: 30 training images per class, 6 of them for val
 
 SPLITS = ("train", "val", "test")
 BACKGROUND = "BACKGROUND_Google"
-# What Pillow reports for each image extension; a file whose content disagrees is mislabelled.
-FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
-           ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".tif": "TIFF", ".tiff": "TIFF",
-           ".webp": "WEBP"}
 # Below this many files a process pool costs more than it saves.
 PARALLEL_THRESHOLD = 256
 
@@ -57,28 +56,6 @@ class SplitSummary:
         if self.ignored:
             shown = ", ".join(self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
             yield f"ignored non-image files: {len(self.ignored)} ({shown})"
-
-
-def check_image(path):
-    """Fully decode one image; return None if usable, else the reason it is not."""
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            return "empty file"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                fmt = im.format
-                im.load()
-    except UnidentifiedImageError:
-        return "not an image (unrecognised content)"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        msg = str(e).lower()
-        return f"truncated ({e})" if "truncated" in msg else f"corrupt ({e})"
-    expected = FORMATS.get(path.suffix.lower())
-    if expected and fmt != expected:
-        return f"mislabelled (extension {path.suffix} but content is {fmt})"
-    return None
 
 
 def scan(root, include_background=False):
@@ -190,7 +167,8 @@ def check_protocol(train_per_class, val_per_class):
                         f"--train-per-class ({train_per_class})")
 
 
-def build_split(root, out, seed=107, train_per_class=30, val_per_class=6, include_background=False,
+def build_split(root, out, seed=SEED, train_per_class=TRAIN_PER_CLASS, val_per_class=VAL_PER_CLASS,
+                include_background=False,
                 workers=None):
     """Scan, verify and split the class folders under `root` into `out`; return a SplitSummary."""
     root, out = Path(root), Path(out)
@@ -253,9 +231,6 @@ def read_split(data_dir):
         raise UserError(f"{len(missing)} files listed in {data_dir / 'split.csv'} are missing "
                         f"(first: {missing[0]}); rebuild the split with split_dataset.py")
     return Split(data_dir, classes, samples, manifest)
-
-
-DEFAULT_SPLIT = "data/caltech101_split"  # where split_dataset.py writes and train.py looks, unless told otherwise
 
 
 def ensure_split(data_dir, default_dir=DEFAULT_SPLIT, source=None):

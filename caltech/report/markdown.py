@@ -1,9 +1,8 @@
-"""Tables with pandas: the text tables printed or written (fixed-width; RESULTS.md's, of the results CSV that
-caltech.results reads, among others), and evaluate.py's per-class and confusion tables written and read back.
+"""RESULTS.md's text, with pandas: the tables of the runs (a results CSV's, run folders', seed statistics, the
+reproduction check), the sentences that say how the runs were chosen and where each figure comes from, and the
+document itself.
 
     print(grid_table(read_results("grid_search_results.csv"), {}))  # RESULTS.md's table of the runs
-    write_per_class("eval/per_class.csv", confusion, classes)        # and read_per_class, for figure 7
-    print(fixed_width(pd.DataFrame({"Exp": ["1"], "Val %": ["95.21"]})))
 
 Accuracies are fractions in the files and percent in the tables of RESULTS.md.
 """
@@ -12,114 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .metrics import per_class_rows
-from .results import ACCURACIES, column, epochs_run, row_settings
-from .utils import atomic_path
-
-# evaluate.py's per_class.csv: its columns and their types
-PER_CLASS = {"class": str, "images": "int64", "correct": "int64", "accuracy": "float64"}
-CONFUSION_CORNER = "true\\predicted"  # confusion.csv's first header cell: rows are true classes
-CSV_LINES = "\r\n"  # the csv module's line ending, which evaluate.py's tables have always had
-# evaluate.py --json's keys before the {split}_{metric} names, still read for older files
-OLD_EVAL_KEYS = {"acc": "accuracy", "mean_class_acc": "mean_class_accuracy", "top5": "top5_accuracy",
-                 "n": "n_images"}
-
-
-# ---- text tables ----
-
-def fixed_width(frame):
-    """`frame`'s header and cells right-aligned in columns two spaces apart, as the scripts print tables.
-
-    By hand: DataFrame.to_string separates columns by one space and left-aligns the index.
-    """
-    rows = [[str(c) for c in frame.columns], *frame.astype(str).to_numpy().tolist()]
-    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
-
-
-def console_grid_table(rows, best, settings=()):
-    """grid_search.py's results: accuracies in %, the chosen run marked with '*'; `settings` adds a column for
-    each other recipe setting the grid varies (from the rows' Settings)."""
-    frame = pd.DataFrame({
-        "": ["*" if r is best else "" for r in rows], "Exp": [r["Experiment"] for r in rows],
-        **{c: [r[c] for r in rows] for c in ("Epochs", "LR_FC", "LR_Base", "Seed")},
-        **{key: [row_settings(r).get(key, "") for r in rows] for key in settings},
-        **{label: [f"{100 * float(r[c]):.2f}" for r in rows]
-           for label, c in zip(("Val %", "Test %", "Test mean-class %"), ACCURACIES, strict=True)},
-        "Seconds": [r["Train_Seconds"] for r in rows], "Epochs run": [epochs_run(r) for r in rows]})
-    return fixed_width(frame)
-
-
-def console_seed_table(stats):
-    """grid_search.py's mean +- sample std per configuration over its seeds, in %."""
-    frame = pd.DataFrame({
-        **{label: [e[k] for e in stats]
-           for label, k in (("Exp", "Experiment"), ("Epochs", "Epochs"), ("LR_FC", "LR_FC"), ("LR_Base", "LR_Base"),
-                            ("Seeds", "n"))},
-        **{label: [f"{100 * e[c][0]:.2f} +- {100 * e[c][1]:.2f}" for e in stats]
-           for label, c in zip(("Val % (mean +- std)", "Test %", "Test mean-class %"), ACCURACIES, strict=True)}})
-    return fixed_width(frame)
-
-
-def markdown(frame, align):
-    """A GitHub table of `frame`'s header and cells as they are; `align`: 'l' or 'r' per column.
-
-    By hand: DataFrame.to_markdown needs tabulate, which is not a dependency.
-    """
-    rule = ["---:" if a == "r" else "---" for a in align]
-    rows = [[str(c) for c in frame.columns], rule, *frame.astype(str).to_numpy().tolist()]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
-
+from ..grid.results import ACCURACIES, column
+from ..names import FINAL
+from ..recipe import SETTINGS
+from ..text import markdown
+from ..training.evaluation import eval_metrics
+from . import reproduce
 
 # ---- the results CSV's rows ----
 
 def describe(row):
     seed = f", seed {row['Seed']}" if row.get("Seed") else ""
     return f"experiment {row['Experiment']}{seed}"
-
-
-# ---- evaluate.py's tables ----
-
-def write_per_class(path, confusion, classes):
-    """per_class.csv: class, images, correct, accuracy (4 decimals; nan for a class without images)."""
-    frame = pd.DataFrame(per_class_rows(confusion, classes), columns=list(PER_CLASS))
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.4f", na_rep="nan", lineterminator=CSV_LINES)
-
-
-def read_per_class(path):
-    """per_class.csv as a DataFrame with PER_CLASS's columns, without classes that have no images."""
-    frame = pd.read_csv(path, dtype=PER_CLASS, keep_default_na=False, na_values={"accuracy": ["nan"]})
-    missing = [c for c in PER_CLASS if c not in frame]
-    if missing:
-        raise KeyError(f"no column {', '.join(missing)}")
-    if frame.empty:
-        raise ValueError("no classes in it")
-    return frame[frame["images"] > 0]
-
-
-def write_confusion(path, confusion, classes):
-    """confusion.csv: one row per true class, one column per predicted class, image counts."""
-    frame = pd.DataFrame(confusion.numpy(), index=pd.Index(classes, name=CONFUSION_CORNER), columns=classes)
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, lineterminator=CSV_LINES)
-
-
-def read_confusion(path):
-    """(long tensor, class names) of confusion.csv: rows are true classes, columns predictions."""
-    frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
-    classes = list(frame.columns)
-    if list(frame.index) != classes:
-        raise ValueError("its row and column classes differ")
-    return torch.from_numpy(frame.astype(np.int64).to_numpy()), classes  # a ragged row: ValueError
-
-
-def eval_metrics(m):
-    """(acc, mean_class_acc, top5, n, split) of evaluate.py --json's dict, old key names too; KeyError if absent."""
-    split = m["split"]
-    return (*(m[f"{split}_{k}"] if f"{split}_{k}" in m else m[old] for k, old in OLD_EVAL_KEYS.items()), split)
 
 
 # ---- RESULTS.md ----
@@ -157,8 +61,7 @@ def grid_table(results, marks):
     return markdown(frame, align)
 
 
-RUN_ACCURACIES = {"Best_Val_Acc": "best_val_acc", "Test_Acc": "test_acc",
-                  "Test_Mean_Class_Acc": "test_mean_class_acc", "Test_Top5": "test_top5"}
+RUN_ACCURACIES = {FINAL[k].column: k for k in ("best_val_acc", "test_acc", "test_mean_class_acc", "test_top5")}
 
 
 def runs_table(entries):
@@ -264,3 +167,39 @@ def results_markdown(intro, sections, figures):
     if not figures:
         blocks.append("No figure could be drawn; see the warnings report.py printed.")
     return "\n\n".join(blocks) + "\n"
+
+
+def runs(n):
+    return f"{n} run{'s' if n != 1 else ''}"
+
+
+def intro(results, found, runs_dir, notes):
+    """RESULTS.md's first paragraph: where every number and curve comes from."""
+    sources = []
+    if results:
+        sources.append(f"`{results.path}` ({runs(len(results.rows))}) with their TensorBoard logs in `{runs_dir}`")
+    if found:
+        sources.append(f"{'the other' if results else 'the'} run folders in `{runs_dir}` ({runs(len(found))}: "
+                       "TensorBoard logs, and hparams.json and metrics.json where they have them)")
+    return " ".join([f"Written by `report.py` from {' and '.join(sources)}; nothing was retrained. Accuracies are "
+                     "in percent.", *notes])
+
+
+def settings_text(parts):
+    """A run's settings in the runs table: its label parts but mode and seed (their own columns) and the default
+    model."""
+    hidden = {"mode", "seed"} | ({"model"} if parts.get("model") == SETTINGS["model"].default else set())
+    return ", ".join(text for key, text in parts.items() if text and key not in hidden)
+
+
+def reproduction_sentence(table):
+    missing = sorted(set(reproduce.PUBLISHED["Experiment"]) - set(table["Experiment"]))
+    text = ("Our runs of the published grid's configurations made with the published recipe (fine-tuned ResNet-18 "
+            "from ImageNet weights, 224 px, batch 32, Adam, StepLR every 10 epochs x 0.1, no recipe option; a "
+            "results row without Settings is taken on its Recipe, Scratch, Epochs and learning-rate columns), set "
+            "against the published results. *ours*: the mean ± sample standard deviation over seeds; *within*: "
+            f"the published value lies within our mean ± {reproduce.SPREAD} standard deviations ('-': one seed, no "
+            "spread to judge by).")
+    if missing:
+        text += f" Not run here: experiment{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}."
+    return text

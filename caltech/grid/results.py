@@ -14,28 +14,28 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from .utils import UserError, atomic_write_text
+from ..names import ACCURACIES as ACCURACY_KEYS
+from ..names import ACCURACY_COLUMNS as ACCURACIES
+from ..names import FINAL
+from ..utils import UserError, atomic_write_text
 
 PUBLISHED = ["Experiment", "Epochs", "LR_FC", "LR_Base", "Best_Val_Acc", "Test_Acc"]
-# Recipe: the run's non-default recipe options (train.recipe_tag), empty for the published recipe;
+# Recipe: the run's non-default recipe options (names.recipe_tag), empty for the published recipe;
 # Epochs_Run: the epochs the run really trained, fewer than Epochs after an early stop (--patience);
-# Settings: the run's full recipe as JSON (every setting of train.RECIPE) and Split_SHA256 the SHA-256 of its
-# split.csv: together a row's identity. Device and Precision are for the record only.
+# Settings: the run's full recipe as JSON (recipe.identity: every setting of recipe.RECIPE) and Split_SHA256 the
+# SHA-256 of its split.csv: together a row's identity. Device and Precision are for the record only.
 COLUMNS = PUBLISHED + ["Test_Mean_Class_Acc", "Seed", "Scratch", "Train_Seconds", "Run", "Recipe", "Epochs_Run",
                        "Model", "Image_Size", "Batch_Size", "Device", "Precision", "Split_SHA256", "Settings"]
 LATER = COLUMNS[COLUMNS.index("Recipe"):]  # absent from results files written before they existed: read as empty
-ACCURACIES = ["Best_Val_Acc", "Test_Acc", "Test_Mean_Class_Acc"]
-DEFAULT_RESULTS = "grid_search_results.csv"
 
 
 # ---- a row ----
 
 def make_row(trial, metrics):
-    """The row of a grid.Trial that trained to `metrics` (train.main's dict), formatted as the CSV has it."""
+    """The row of a grid.Trial that trained to `metrics` (fit.train's dict), formatted as the CSV has it."""
     settings = trial.settings
     return {"Experiment": trial.experiment, "Epochs": trial.epochs, "LR_FC": trial.lr_fc, "LR_Base": trial.lr_base,
-            "Best_Val_Acc": f"{metrics['best_val_acc']:.4f}", "Test_Acc": f"{metrics['test_acc']:.4f}",
-            "Test_Mean_Class_Acc": f"{metrics['test_mean_class_acc']:.4f}", "Seed": trial.seed,
+            **{FINAL[k].column: f"{metrics[k]:.4f}" for k in ACCURACY_KEYS}, "Seed": trial.seed,
             "Scratch": str(trial.scratch), "Train_Seconds": f"{metrics['train_seconds']:.1f}",
             "Run": trial.run_name, "Recipe": trial.recipe,
             "Epochs_Run": metrics.get("epochs_run", trial.epochs),  # metrics from before --patience: all epochs

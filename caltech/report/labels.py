@@ -1,19 +1,19 @@
 """Readable names of runs from their settings (hparams.json, a results row): legend labels that name only what
 tells a figure's runs apart, and configuration keys (everything that names a run but its seed).
 
-    parts = run_parts({"scratch": True, "optimizer": "adamw", "lr_fc": 1e-3, "lr_base": 1e-3, "seed": 107}, defaults)
+    parts = run_parts({"scratch": True, "optimizer": "adamw", "lr_fc": 1e-3, "lr_base": 1e-3, "seed": 107})
     distinguishing_labels([parts, other])   # ['scratch, AdamW 1e-3', 'fine-tuned, Adam fc 1e-3 / base 1e-4']
 
-`defaults` are train.py's recipe defaults (report.py passes them): an option at its default is left out of a
-label, so only what a run changed shows.
+An option at train.py's default (recipe.SETTINGS) is left out of a label, so only what a run changed shows; an
+option's words are its recipe entry's `short` (else its name in words) and value.
 """
+from ..recipe import SETTINGS, recipe_defaults
+
 # What names a run however it was trained; every other recipe setting is an option, shown only when not default.
 IDENTITY = ("scratch", "epochs", "lr_fc", "lr_base", "seed")
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 # settings drawn as a part of their own (mode, lr) or that change no number a run computes in distribution
 NOT_OPTIONS = (*IDENTITY, "optimizer", "model", "weights_name", "image_size", "loader")
-SHORT = {"label_smoothing": "ls", "weight_decay": "wd", "warmup_epochs": "warm-up", "batch_size": "batch",
-         "step_size": "step every", "min_scale": "min scale"}
 
 
 def format_lr(lr):
@@ -28,15 +28,16 @@ def option_text(key, value):
     if isinstance(value, str):
         return f"{value} crop" if key == "train_crop" else value
     if isinstance(value, (int, float)):
-        return f"{SHORT.get(key, key.replace('_', ' '))} {value:g}"
+        short = SETTINGS[key].short if key in SETTINGS else None
+        return f"{short or key.replace('_', ' ')} {value:g}"
     return f"{key.replace('_', ' ')} {value}"
 
 
-def run_parts(settings, defaults):
+def run_parts(settings):
     """{part: text} of a run's settings in label order; '' for an option at its default, no entry for a setting
     that is unknown. `settings`: recipe settings by train.py's names, plus optionally num_classes and recipe (a
     results row's Recipe cell, for rows that record nothing else)."""
-    s, parts = settings, {}
+    s, parts, defaults = settings, {}, recipe_defaults()
     if "scratch" in s:
         parts["mode"] = "scratch" if s["scratch"] else "fine-tuned"
     if s.get("model"):

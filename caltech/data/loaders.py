@@ -12,17 +12,12 @@ makes a resumed run identical to an uninterrupted one.
 """
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from ..utils import derive_seed
 from . import cache
+from .images import open_rgb
 from .transforms import MEAN, STD, BatchTransform, auto_augment_policy, eval_preset, resize_sizes, train_preset
-from .utils import derive_seed
-
-
-def pil_loader(path):
-    with open(path, "rb") as f:
-        return Image.open(f).convert("RGB")  # Caltech has greyscale (mode L) images; the model wants RGB
 
 
 class ImageList(Dataset):
@@ -36,7 +31,7 @@ class ImageList(Dataset):
 
     def __getitem__(self, i):
         path, label = self.samples[i]
-        return self.transform(pil_loader(path)), label
+        return self.transform(open_rgb(path)), label
 
 
 class CachedLoader:

@@ -5,8 +5,10 @@ everything else at lr_base). Schedules step once per epoch, as published.
 """
 import torch
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("step", "cosine")
+from ..recipe import SETTINGS
+
+OPTIMIZERS = SETTINGS["optimizer"].choices
+SCHEDULES = SETTINGS["schedule"].choices
 
 
 def build_optimizer(groups, name="adam", weight_decay=0.0, momentum=0.9):

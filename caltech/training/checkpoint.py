@@ -11,53 +11,29 @@ import pickle
 import struct
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .transforms import MEAN, STD
-from .utils import UserError, atomic_path
+from .. import recipe
+from ..data.transforms import MEAN, STD
+from ..layout import CKPT_DIR, run_paths
+from ..utils import UserError, atomic_path
 
 FORMAT = "caltech101-resnet18/1"  # kept for every --model: the dict's layout, not the network, is the format
 REQUIRED = ("model", "classes", "epoch", "val_acc", "hparams")
-# What a checkpoint written before a setting existed ran with: ResNet-18 at 224 px with ImageNet's weights and
-# normalisation, the published recipe, mixed precision (a fact about old files, not today's defaults).
-OLDER = {"model": "resnet18", "weights_name": None, "scratch": False, "image_size": 224, "mean": MEAN, "std": STD,
-         "amp": True, "tta": False, "loader": "cached", "train_crop": "random", "min_scale": 0.08,
-         "auto_augment": "none", "eval_batch_size": None, "cache_dir": None, "workers": 0}
-CKPT_DIR = "checkpoints"  # the checkpoint root: one folder per run
-LOGDIR = "runs"  # the TensorBoard root: one folder per run, the same name
-# the grid's choice on validation, copied into CKPT_DIR: what evaluate.py and predict.py read by default
-CHOSEN = {False: "best.pth", True: "best_scratch.pth"}  # fine-tuned, from scratch
+# What a checkpoint written before a setting existed ran with (each recipe entry's `before`: ResNet-18 at 224 px
+# with ImageNet's weights, the published recipe, mixed precision), and ImageNet's normalisation: a fact about old
+# files, not today's defaults.
+OLDER = {**recipe.old_values(), "mean": MEAN, "std": STD}
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    """Where run RUN keeps its files: CKPT_DIR/RUN/{last,best}.pth and metrics.json, LOGDIR/RUN/hparams.json
-    beside its TensorBoard events. The one home of this layout."""
-    ckpt_dir: Path
-    logdir: Path
-
-    @property
-    def last(self):
-        return self.ckpt_dir / "last.pth"
-
-    @property
-    def best(self):
-        return self.ckpt_dir / "best.pth"
-
-    @property
-    def metrics(self):
-        return self.ckpt_dir / "metrics.json"
-
-    @property
-    def hparams(self):
-        return self.logdir / "hparams.json"
-
-
-def run_paths(run_name, ckpt_dir=CKPT_DIR, logdir=LOGDIR):
-    return RunPaths(Path(ckpt_dir) / run_name, Path(logdir) / run_name)
+def build(weights, classes, hparams, epoch, val_acc, resume=None):
+    """The one checkpoint dict: the model's `weights` (state dict), `classes` in label order, the `epoch` they
+    end (from 1), their validation accuracy `val_acc` and the run's `hparams`; `resume` (last.pth only) adds the
+    optimiser, schedule and scaler states and the loop state an exact resume needs."""
+    return {"model": weights, "classes": classes, "epoch": epoch, "val_acc": val_acc,
+            "hparams": hparams, **(resume or {})}
 
 
 def resolve(name, ckpt_dir=CKPT_DIR):
@@ -81,7 +57,8 @@ def settings(ckpt):
 
 
 def save(state, path):
-    """Write `state` to `path` through a temporary file: a kill leaves the previous file intact."""
+    """Write checkpoint `state` (a `build` dict) to `path` through a temporary file: a kill leaves the previous
+    file intact."""
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
 

@@ -13,9 +13,13 @@ import shutil
 
 from torch import nn
 
+from .. import recipe
+from ..layout import run_paths
+from ..utils import atomic_write_text
 from . import checkpoint, engine
 from .tblog import RunLogger
-from .utils import atomic_write_text
+
+SHOWN = (*recipe.RECIPE, "num_classes")  # what TensorBoard's HParams shows of a run's settings
 
 
 def patience_ran_out(state, patience):
@@ -24,19 +28,19 @@ def patience_ran_out(state, patience):
 
 
 class RunOutput:
-    """The outputs of run `args.run_name`, `args.epochs` long, at `paths` (checkpoint.run_paths).
+    """The outputs of run `args.run_name`, `args.epochs` long, at `paths` (layout.run_paths).
 
     `carrier`: this output holds the training itself, so its last.pth is written every epoch (an exact resume
     starts from it); a shorter run's last.pth is written at its own end only, so that grid_search.py can
     tell a finished shorter run from one still on the way. `hparams` (the carrier's settings; this run's epochs
-    and name replace its own) is what hparams.json and the checkpoints record, `shown` the keys of it that
-    TensorBoard's HParams shows; `on_finish(metrics)` is called once the run is tested."""
+    and name replace its own) is what hparams.json and the checkpoints record (SHOWN of it in TensorBoard's
+    HParams); `on_finish(metrics)` is called once the run is tested."""
 
-    def __init__(self, args, hparams, shown, carrier=False, on_finish=None):
+    def __init__(self, args, hparams, carrier=False, on_finish=None):
         self.args, self.carrier, self.on_finish = copy.copy(args), carrier, on_finish
         self.epochs, self.run_name = args.epochs, args.run_name
-        self.paths = checkpoint.run_paths(args.run_name, args.ckpt_dir, args.logdir)
-        self.hparams, self.shown = {**hparams, "epochs": args.epochs, "run_name": args.run_name}, shown
+        self.paths = run_paths(args.run_name, args.ckpt_dir, args.logdir)
+        self.hparams = {**hparams, "epochs": args.epochs, "run_name": args.run_name}
         self.logger, self.created = None, []
 
     def open(self, state, carrier_best):
@@ -49,25 +53,28 @@ class RunOutput:
         self.logger = RunLogger(self.paths.logdir, resume_epoch=state["epoch"])
         if state["best_epoch"] >= 0 and not self.paths.best.exists() and carrier_best != self.paths.best:
             self.paths.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.save({**checkpoint.load(carrier_best), "hparams": self.hparams}, self.paths.best)
+            best = checkpoint.load(carrier_best)
+            checkpoint.save(checkpoint.build(best["model"], best["classes"], self.hparams, best["epoch"],
+                                             best["val_acc"]), self.paths.best)
 
     def log_epoch(self, epoch, stats):
         self.logger.log_epoch(epoch, stats)
 
-    def save(self, saver, meta, best, last, ends):
-        """Queue this epoch's checkpoints: `best` (or None when the epoch did not improve), and `last`, the
-        state an exact resume needs, when this output carries the training or `ends` now."""
-        own = {**meta, "hparams": self.hparams}
+    def save(self, saver, classes, epoch, val_acc, best, last, ends):
+        """Queue the checkpoints of epoch `epoch` (counted from 1): `best`, its weights when the epoch improved
+        (else None), and `last`, (weights, the state an exact resume needs), when this output carries the training
+        or `ends` now."""
         if best is not None:
-            saver.save({**own, **best}, self.paths.best)
+            saver.save(checkpoint.build(best, classes, self.hparams, epoch, val_acc), self.paths.best)
         if self.carrier or ends:
-            saver.save({**own, **last}, self.paths.last)
+            weights, state = last
+            saver.save(checkpoint.build(weights, classes, self.hparams, epoch, val_acc, state), self.paths.last)
 
     def finish(self, saver, tester, state):
         """Test the best weights, write metrics.json and the HParams session, close; returns the metrics."""
         saver.wait()  # best.pth is on disk
         metrics = tester.finish(self.args, state, checkpoint.load(self.paths.best)["model"], self.paths)
-        self.logger.log_hparams({k: self.hparams[k] for k in self.shown}, metrics, step=state["epoch"] - 1)
+        self.logger.log_hparams({k: self.hparams[k] for k in SHOWN}, metrics, step=state["epoch"] - 1)
         self.close()
         if self.on_finish is not None:
             self.on_finish(metrics)

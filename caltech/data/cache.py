@@ -12,19 +12,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from ..utils import UserError
+from .images import open_rgb
 from .transforms import resize_uint8
-from .utils import UserError
 
 STALE_TMP_SECONDS = 600  # a temporary file untouched this long belongs to a killed build
 LAYOUT = "nchw-uint8"  # part of the cache key: a change of layout never reads an old file
-
-
-def default_dir(data_dir):
-    """Where a split's caches go unless --cache-dir says otherwise: cache/ beside the split folder."""
-    return str(Path(data_dir).parent / "cache")
 
 
 def cache_file(cache_dir, split, name, side):
@@ -35,8 +30,7 @@ def cache_file(cache_dir, split, name, side):
 def _load_resized(args):
     path, side = args
     try:
-        with Image.open(path) as img:
-            return resize_uint8(img.convert("RGB"), side)
+        return resize_uint8(open_rgb(path), side)
     except (OSError, SyntaxError, ValueError) as e:
         raise UserError(f"could not decode {path} ({e}); rebuild the split with split_dataset.py") from None
 

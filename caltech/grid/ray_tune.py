@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .utils import UserError
+from ..utils import UserError
 
-ROOT = Path(__file__).resolve().parents[1]  # holds the scripts and caltech/: what workers must import
+ROOT = Path(__file__).resolve().parents[2]  # holds the scripts and caltech/: what workers must import
 FINAL = "grid_final"  # marks a report that carries a grid trial's test metrics
 
 

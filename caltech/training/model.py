@@ -3,6 +3,7 @@ split's classes, ImageNet weights or random initialisation.
 
     build_model(101)                                            # the published ResNet-18, ImageNet weights
     build_model(101, name="efficientnet_b0", pretrained=False)  # any model of torchvision's registry, random init
+    build_model(4, name="tiny_cnn", pretrained=False)           # a small CNN, for tests and smoke runs
 
 The model is built with `torchvision.models.get_model(name, weights=None)` and its ImageNet state dict
 loaded afterwards, from torchvision's cache (downloading when it can) or a local file, so that both
@@ -18,10 +19,12 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights, list_models
 
+from ..data.transforms import MEAN, STD
+from ..recipe import MIN_IMAGE_SIZE, SETTINGS
+from ..utils import UserError
 from . import checkpoint, runtime
-from .utils import UserError
 
-DEFAULT_MODEL = "resnet18"  # with its DEFAULT weights, IMAGENET1K_V1: the published model
+DEFAULT_MODEL = SETTINGS["model"].default  # with its DEFAULT weights, IMAGENET1K_V1: the published model
 IMAGENET_CLASSES = 1000
 EXAMPLES = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16")
 AUX_MODELS = ("googlenet", "inception_v3")  # models with auxiliary classifiers in training
@@ -30,19 +33,46 @@ DENSENET_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
+class TinyCNN(nn.Module):
+    """Three strided 3x3 convolutions and a linear head, about 0.09 M parameters (ResNet-18: 11.7 M): the model of
+    the tests and smoke runs that check the wiring rather than the recipe. No ImageNet weights exist for it, so
+    fine-tuning it needs --weights (a state dict of it with its 1000-class head)."""
+
+    def __init__(self, num_classes=IMAGENET_CLASSES):
+        super().__init__()
+        layers = []
+        for width_in, width in ((3, 16), (16, 32), (32, 64)):
+            layers += [nn.Conv2d(width_in, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+LOCAL_MODELS = {"tiny_cnn": TinyCNN}  # beside torchvision's registry: models without torchvision weights
+
+
 def model_names():
-    """The classification models of torchvision's registry (no detection, video or quantized ones)."""
-    return list_models(module=torchvision.models)
+    """The classification models of torchvision's registry (no detection, video or quantized ones) and ours."""
+    return list_models(module=torchvision.models) + list(LOCAL_MODELS)
 
 
 def resolve_weights(name=DEFAULT_MODEL, weights_name=None):
-    """The torchvision weights of model `name`: the member `weights_name` of its enum, else its DEFAULT."""
+    """The torchvision weights of model `name`: the member `weights_name` of its enum, else its DEFAULT; None for
+    a model of ours, which has none."""
     names = model_names()
     if name not in names:
         near = difflib.get_close_matches(name, names, n=4, cutoff=0.6) or EXAMPLES
         raise UserError(f"--model {name} is not a classification model of torchvision's registry; valid names "
                         f"include {', '.join(near)} (all {len(names)}: torchvision.models.list_models("
                         f"module=torchvision.models))")
+    if name in LOCAL_MODELS:
+        if weights_name is not None:
+            raise UserError(f"--weights-name {weights_name}: {name} has no torchvision weights")
+        return None
     enum = get_model_weights(name)
     if weights_name is None:
         return enum.DEFAULT
@@ -57,8 +87,12 @@ def preprocessing(name=DEFAULT_MODEL, weights_name=None):
     """(eval side, mean, std) of the weights' own preprocessing: (224, ImageNet's) for ResNet-18.
 
     Only these three are taken from torchvision: the resize geometry stays the published one for
-    every model (square resizes, random crop for training), so that the cache and both loaders hold."""
-    preset = resolve_weights(name, weights_name).transforms()
+    every model (square resizes, random crop for training), so that the cache and both loaders hold. A model
+    without weights gets ResNet-18's."""
+    weights = resolve_weights(name, weights_name)
+    if weights is None:
+        return 224, MEAN, STD
+    preset = weights.transforms()
     return preset.crop_size[0], tuple(preset.mean), tuple(preset.std)
 
 
@@ -69,6 +103,9 @@ def cached_weights_path(name=DEFAULT_MODEL, weights_name=None):
 
 def load_imagenet_state(weights=None, name=DEFAULT_MODEL, weights_name=None):
     """The 1000-class torchvision state dict of model `name`: from `weights`, else torchvision's cache/download."""
+    if weights is None and name in LOCAL_MODELS:
+        raise UserError(f"{name} has no ImageNet weights to download; pass --weights PATH (a state dict of it with "
+                        f"its {IMAGENET_CLASSES}-class head) or use --scratch")
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -87,6 +124,15 @@ def load_imagenet_state(weights=None, name=DEFAULT_MODEL, weights_name=None):
             f"--weights PATH to a torchvision {name} state dict, or put {Path(member.url).name} "
             f"(from {member.url}) at {cached_weights_path(name, weights_name)} (torchvision's cache; set "
             f"TORCH_HOME to move it), or use --scratch") from None
+
+
+def min_image_size(model, weights_name=None):
+    """The smallest --image-size `model` takes: MIN_IMAGE_SIZE, or more where torchvision's weights say so
+    (Inception: 75); ViTs are resized to any multiple of their patch (arch_kwargs)."""
+    weights = resolve_weights(model, weights_name)
+    if weights is None or model.startswith(("vit_", "maxvit_")):
+        return MIN_IMAGE_SIZE
+    return max(MIN_IMAGE_SIZE, *weights.meta.get("min_size", (0, 0)))
 
 
 def arch_kwargs(name, image_size=None, pretrained=True):
@@ -152,7 +198,8 @@ def build_model(num_classes, pretrained=True, weights=None, name=DEFAULT_MODEL, 
     our checkpoints."""
     resolve_weights(name, weights_name)  # an unknown name fails here, in one sentence
     try:
-        model = get_model(name, weights=None, **arch_kwargs(name, image_size, pretrained))
+        model = LOCAL_MODELS[name]() if name in LOCAL_MODELS else \
+            get_model(name, weights=None, **arch_kwargs(name, image_size, pretrained))
     except (AssertionError, ValueError, RuntimeError) as e:  # e.g. a ViT image size that is no multiple of its patch
         raise UserError(f"{name} cannot be built for --image-size {image_size} ({str(e).strip()})") from None
     if pretrained and load_weights:

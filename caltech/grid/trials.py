@@ -1,9 +1,10 @@
-"""The grid: its trials, resuming, choosing the best run on validation, seed statistics (its rows are kept by
-caltech.results).
+"""The grid's trials: each run's full recipe and split (its identity) and run name, the Cartesian product of
+settings, the prefix groups, --fresh, and the choice on validation with seed statistics (its rows are kept by
+caltech.grid.results).
 
-Backends (sequential in grid_search.py, Ray Tune in caltech.ray_tune) only decide where each group of
-trials runs (grid_search.run_group: one train.main for trials that differ only in epochs); everything
-here is shared, so both give the same table.
+Backends (sequential in caltech.grid.search, Ray Tune in caltech.grid.ray_tune) only decide where each group of
+trials runs (search.run_group: one fit.train for trials that differ only in epochs); everything here is shared,
+so both give the same table.
 """
 import dataclasses
 import hashlib
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checkpoint import CHOSEN, run_paths
-from .results import ACCURACIES, DEFAULT_RESULTS, remove_rows, row_settings
-from .utils import atomic_path
-
-AXES = ("epochs", "lr_fc", "lr_base")  # the published grid's axes, slowest first: its experiment numbers
+from .. import names
+from ..layout import run_paths
+from ..names import ACCURACY_COLUMNS as ACCURACIES
+from ..recipe import AXES
+from ..utils import atomic_path
+from .results import remove_rows, row_settings
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,13 @@ class Trial:
     lr_base: float
     seed: int
     scratch: bool
-    recipe: str = ""  # the non-default recipe options as a name part (train.recipe_tag): readable run names
-    options: tuple = ()  # ((setting, value), ...): the rest of the run's resolved recipe, in train.RECIPE order
+    recipe: str = ""  # the non-default recipe options as a name part (names.recipe_tag): readable run names
+    options: tuple = ()  # ((setting, value), ...): the rest of the run's resolved recipe, in recipe.RECIPE order
     split: str = ""  # SHA-256 of the split.csv it trains on
 
     @property
     def settings(self):
-        """The run's full recipe: every setting that decides its numbers, in train.RECIPE order."""
+        """The run's full recipe: every setting that decides its numbers, in recipe.RECIPE order."""
         return {"epochs": self.epochs, "lr_fc": self.lr_fc, "lr_base": self.lr_base, "seed": self.seed,
                 "scratch": self.scratch, **dict(self.options)}
 
@@ -48,10 +50,9 @@ class Trial:
     def run_name(self):
         """Readable, and unique to its settings and split: a grid with other settings or another split never
         writes into this run's folders."""
-        mode = "scratch" if self.scratch else "grid"
-        name = f"{mode}_exp{self.experiment}_ep{self.epochs}_fc{self.lr_fc}_base{self.lr_base}_s{self.seed}"
         digest = hashlib.sha256(f"{self.settings_json}|{self.split}".encode()).hexdigest()[:6]
-        return f"{name}_{self.recipe}_{digest}" if self.recipe else f"{name}_{digest}"
+        return names.run_name(self.scratch, self.epochs, self.lr_fc, self.lr_base, self.seed, self.recipe,
+                              experiment=self.experiment, digest=digest)
 
     @property
     def key(self):
@@ -139,17 +140,6 @@ def seed_stats(rows):
     return [{"Experiment": int(e["Experiment"]), "Epochs": int(e["Epochs"]), "LR_FC": e["LR_FC"],
              "LR_Base": e["LR_Base"], "Scratch": e["Scratch"], "n": int(e["n"]),
              **{c: (e[f"{c} mean"], e[f"{c} std"]) for c in ACCURACIES}} for e in stats.to_dict("records")]
-
-
-def best_path(results, ckpt_dir, scratch):
-    """Where a grid keeps its chosen run's best.pth: CKPT_DIR/best.pth (best_scratch.pth) for the default results
-    file, which evaluate.py and predict.py read by default; beside any other results file, named after it
-    (other.csv: other_best.pth), so that a throwaway grid never replaces the real grid's choice."""
-    name = CHOSEN[bool(scratch)]
-    results = Path(results)
-    if results.resolve() == Path(DEFAULT_RESULTS).resolve():
-        return Path(ckpt_dir) / name
-    return results.with_name(f"{results.stem}_{name}")
 
 
 def copy_best(row, ckpt_dir, dest):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .utils import UserError
+from ..utils import UserError
 
 CUDA_EVAL_BATCH = 256  # evaluation keeps no activations for backward: a GPU takes far more than 32
 

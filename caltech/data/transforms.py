@@ -25,6 +25,8 @@ import torchvision.transforms.functional as F
 import torchvision.transforms.v2 as v2
 from torchvision.ops import roi_align
 
+from ..recipe import SETTINGS
+
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -34,8 +36,8 @@ def resize_sizes(image_size):
     return round(image_size * 256 / 224), image_size
 
 
-CROPS = ("random", "resized")
-AUTO_AUGMENT = ("none", "trivial", "randaugment")
+CROPS = SETTINGS["train_crop"].choices
+AUTO_AUGMENT = SETTINGS["auto_augment"].choices
 RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's default aspect-ratio range
 
 

@@ -11,15 +11,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import PER_CLASS, read_confusion, read_per_class  # noqa: E402
-from .tblog import ACCURACY_TAGS, EPOCH_TAGS, Run  # noqa: E402
-from .utils import UserError, atomic_path, warn  # noqa: E402
+from ..names import ACCURACY_TAGS, EPOCH, FINAL  # noqa: E402
+from ..training.evaluation import PER_CLASS, read_confusion, read_per_class  # noqa: E402
+from ..utils import UserError, atomic_path, warn  # noqa: E402
+from .runs import Run  # noqa: E402
 
 FIGSIZE = (7, 4.5)
 # (file name part, tag, y-axis label, title words) of figures 1-3, and again of figures 4-6
-CURVES = [("val_accuracy", EPOCH_TAGS["val_acc"], "validation accuracy (%)", "Validation accuracy"),
-          ("train_loss", EPOCH_TAGS["train_loss"], "training loss", "Training loss"),
-          ("val_loss", EPOCH_TAGS["val_loss"], "validation loss", "Validation loss")]
+CURVES = [(name, EPOCH[key].tag, EPOCH[key].label, title) for name, key, title in (
+    ("val_accuracy", "val_acc", "Validation accuracy"), ("train_loss", "train_loss", "Training loss"),
+    ("val_loss", "val_loss", "Validation loss"))]
 COLOURS = plt.get_cmap("tab10").colors
 # From-scratch runs are dashed (then dotted), in colours outside tab10, so they never look like a grid configuration.
 SCRATCH_STYLES = [{"color": c, "linestyle": ls} for ls in ("--", ":")
@@ -29,9 +30,8 @@ COMPARE_STYLES = [{"color": c, "linestyle": "-", "marker": m, "markersize": 3.5}
                   for c, m in (("crimson", "o"), ("teal", "s"), ("darkorange", "^"), ("darkviolet", "D"))]
 WORST_CLASSES = 15
 # Figure 9: (legend words, line style, marker) of each results column it can draw
-BUDGET_METRICS = {"Best_Val_Acc": ("best validation", "-", "o"),
-                  "Test_Mean_Class_Acc": ("test mean per-class", "--", "s"),
-                  "Test_Acc": ("test overall", ":", "^")}
+BUDGET_METRICS = {FINAL[key].column: (FINAL[key].label, style, marker) for key, style, marker in (
+    ("best_val_acc", "-", "o"), ("test_mean_class_acc", "--", "s"), ("test_acc", ":", "^"))}
 
 
 def save_figure(fig, path):

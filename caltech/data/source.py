@@ -14,7 +14,7 @@ from pathlib import Path
 
 from torchvision.datasets.utils import download_url
 
-from .utils import UserError
+from ..utils import UserError
 
 URL = "https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip"
 ZIP_NAME = "caltech-101.zip"
