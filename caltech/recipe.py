@@ -131,7 +131,8 @@ SETTINGS = _settings(
             used_with={"schedule": "step"}, help="StepLR period in epochs (default: 10)"),
     Setting("gamma", "model", type=float, default=0.1, limit=Range(0, 1, "in (0, 1]", low_open=True, high_open=False),
             used_with={"schedule": "step"}, help="StepLR factor (default: 0.1)"),
-    Setting("image_size", "data", type=int, before=224, limit=Range(MIN_IMAGE_SIZE, text=f"at least {MIN_IMAGE_SIZE}"),
+    # its limit depends on the model: training.model.min_image_size, checked by training.setup.check_args
+    Setting("image_size", "data", type=int, before=224,
             help=f"crop / eval side, at least {MIN_IMAGE_SIZE} (more for a few models); the train resize scales with "
                  "it, 256 at 224 (default: the weights' eval size, 224 for resnet18)"),
     Setting("loader", "data", choices=("cached", "pil"), default="cached",

@@ -15,6 +15,10 @@ sys.path.insert(0, str(ROOT))
 REAL_DATA = ROOT.parent / "shared" / "caltech101" / "101_ObjectCategories"
 ORIGINAL_RUNS = ROOT.parent / "shared" / "original_runs"
 REAL_URLOPEN = urllib.request.urlopen  # for the one test that serves a download from localhost
+# The model of the tests that check the wiring rather than the recipe: a small CNN (caltech.training.model.TinyCNN,
+# 0.09 M parameters) whose checkpoints weigh about 1 MB, where ResNet-18's weigh 180 MB. Tests that pin the recipe
+# or torchvision's models pass --model themselves.
+TEST_MODEL = "tiny_cnn"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One test process per core (pyproject.toml): one torch thread each, and in the scripts they start, since
@@ -57,7 +61,19 @@ def offline(monkeypatch, tmp_path_factory):
 
 @pytest.fixture
 def planted_weights(tmp_path):
-    """A randomly initialised torchvision resnet18 state dict (1000 classes) saved to a file."""
+    """A randomly initialised TEST_MODEL state dict with its 1000-class head, saved to a file: what --weights
+    fine-tunes in the tests that check the wiring."""
+    from caltech.training.model import TinyCNN
+    torch.manual_seed(0)
+    path = tmp_path / f"{TEST_MODEL}-random.pth"
+    torch.save(TinyCNN().state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def planted_resnet18(tmp_path):
+    """A randomly initialised torchvision resnet18 state dict (1000 classes) saved to a file: the published model,
+    for the tests that pin the recipe or torchvision's weights."""
     from torchvision.models import resnet18
     torch.manual_seed(0)
     path = tmp_path / "resnet18-random.pth"
@@ -78,9 +94,10 @@ def tiny_split(tmp_path_factory):
 def train_args(tmp_path, data, *flags):
     """train.py's parsed flags for a tiny CPU run writing under tmp_path."""
     import train
+    model = [] if "--model" in flags else ["--model", TEST_MODEL]
     return train.get_args_parser().parse_args(
         ["--data", str(data), "--image-size", "32", "--batch-size", "8", "--device", "cpu", "--workers", "0",
-         "--logdir", str(tmp_path / "runs"), "--ckpt-dir", str(tmp_path / "ckpt"), *map(str, flags)])
+         "--logdir", str(tmp_path / "runs"), "--ckpt-dir", str(tmp_path / "ckpt"), *model, *map(str, flags)])
 
 
 def cpu_runtime(args):
@@ -123,10 +140,11 @@ def kill_on_call(monkeypatch, owner, name, n):
 
 
 def grid_flags(out, data, *extra):
-    """grid_search.py flags for a tiny 1-epoch scratch CPU grid writing everything under `out`."""
+    """grid_search.py flags for a tiny 1-epoch scratch CPU grid of TEST_MODEL writing everything under `out`."""
+    model = [] if "--model" in extra else ["--model", TEST_MODEL]
     return ["--data", str(data), "--image-size", "32", "--batch-size", "8", "--device", "cpu", "--workers", "0",
             "--logdir", str(out / "runs"), "--ckpt-dir", str(out / "ckpt"), "--results", str(out / "results.csv"),
-            "--scratch", "--epochs", "1", "--lr-fc", "1e-3", *map(str, extra)]
+            "--scratch", "--epochs", "1", "--lr-fc", "1e-3", *model, *map(str, extra)]
 
 
 def read_rows(path):

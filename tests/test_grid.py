@@ -20,7 +20,7 @@ from caltech.grid import trials as grid
 from caltech.grid.results import COLUMNS, append_result, make_row
 from caltech.training import engine, fit, runtime
 from caltech.utils import UserError
-from conftest import ORIGINAL_RUNS, grid_flags, kill_on_call, make_image_folder, read_rows, run_script
+from conftest import ORIGINAL_RUNS, TEST_MODEL, grid_flags, kill_on_call, make_image_folder, read_rows, run_script
 
 
 def grid_args(tmp_path, data, *flags):
@@ -33,9 +33,9 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
     assert len(rows) == 2 and list(rows[0]) == COLUMNS
     assert all(all(row[c] != "" for c in COLUMNS if c != "Recipe") for row in rows)
     assert {(r["Model"], r["Image_Size"], r["Batch_Size"], r["Device"]) for r in rows} == {
-        ("resnet18", "32", "8", "cpu")}
+        (TEST_MODEL, "32", "8", "cpu")}
     assert {r["Split_SHA256"] for r in rows} == {tiny_split.sha256}
-    assert all(row["Recipe"] == "" for row in rows)  # the published recipe
+    assert all(row["Recipe"] == TEST_MODEL for row in rows)  # the published recipe, but its model
     assert [r["Experiment"] for r in rows] == ["1", "2"] and [r["LR_Base"] for r in rows] == ["0.0001", "0.01"]
     vals = [float(r["Best_Val_Acc"]) for r in rows]
     chosen = rows[vals.index(max(vals))]  # ties go to the first
@@ -75,7 +75,8 @@ def test_killed_grid_resumes_without_repeating_or_duplicating(tiny_split, tmp_pa
     assert len(read_rows(tmp_path / "results.csv")) == 1  # the finished run's row survived the kill
     calls.clear()
     grid_search.main(grid_args(tmp_path, tiny_split.root, "--lr-base", "1e-4", "1e-5"))
-    assert [args.run_name.rsplit("_", 1)[0] for args, *_ in calls] == ["scratch_exp2_ep1_fc0.001_base1e-05_s107"]
+    assert [args.run_name.rsplit("_", 1)[0] for args, *_ in calls] == [
+        f"scratch_exp2_ep1_fc0.001_base1e-05_s107_{TEST_MODEL}"]
     rows = read_rows(tmp_path / "results.csv")
     assert sorted(r["Experiment"] for r in rows) == ["1", "2"]
     calls.clear()
@@ -108,7 +109,7 @@ def test_several_seeds_train_differently_and_print_mean_and_sample_std(tiny_spli
     # each seed reached its run: its own recorded seed and its own initialisation
     runs = [torch.load(tmp_path / "ckpt" / r["Run"] / "last.pth", weights_only=True) for r in rows]
     assert [run["hparams"]["seed"] for run in runs] == [1, 2]
-    assert not torch.equal(runs[0]["model"]["conv1.weight"], runs[1]["model"]["conv1.weight"])
+    assert not torch.equal(runs[0]["model"]["features.0.weight"], runs[1]["model"]["features.0.weight"])
 
 
 def test_fresh_starts_the_grid_over(tiny_split, tmp_path):

@@ -11,7 +11,7 @@ from caltech.cli import flag
 from caltech.grid import search
 from caltech.grid.results import row_settings
 from caltech.training import engine
-from conftest import grid_flags, read_rows
+from conftest import TEST_MODEL, grid_flags, read_rows
 
 # two valid values for every recipe setting beside the published axes and the seed
 TWO_VALUES = {"scratch": ("off", "on"), "model": ("resnet18", "mobilenet_v3_small"),
@@ -114,7 +114,7 @@ def test_a_product_grid_runs_its_rows_table_and_shared_prefixes(tiny_split, tmp_
                for r in rows)
     assert {r["Run"] for r in out["rows"]} == {r["Run"] for r in rows}
     sgd = [r for r in rows if "_sgd_" in r["Run"]]
-    assert len(sgd) == 2 and all(r["Recipe"] == "sgd" for r in sgd)
+    assert len(sgd) == 2 and all(r["Recipe"] == f"{TEST_MODEL}_sgd" for r in sgd)
     epochs.clear()
     grid_search.main(args)  # every row is reused: nothing trains
     assert epochs == [] and "grid: 4 runs, 4 already in" in capsys.readouterr().out

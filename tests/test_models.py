@@ -98,7 +98,7 @@ def test_model_trains_evaluates_and_predicts_offline(name, head, source, extra, 
 
 
 def test_weights_own_normalisation_and_size_reach_both_loaders(tiny_split, tmp_path):
-    published = train_args(tmp_path, tiny_split.root)
+    published = train_args(tmp_path, tiny_split.root, "--model", "resnet18")
     published.image_size = None  # as on the command line without --image-size
     setup.resolve_model(published)
     assert (published.image_size, published.mean, published.std, published.weights_name) == \
@@ -150,7 +150,7 @@ def test_grid_passes_model_weights_name_and_patience_to_every_run(tmp_path):
     assert "_mobilenet_v3_large_IMAGENET1K_V1_pat3_" in trial.run_name
     # the model's default weights named explicitly are still the default recipe
     same = grid_search.get_args_parser().parse_args(grid_flags(tmp_path, tmp_path, "--weights-name", "IMAGENET1K_V1",
-                                                                      "--lr-base", "1e-4"))
+                                                                      "--model", "resnet18", "--lr-base", "1e-4"))
     assert search.plan_trials(same, "split")[0].recipe == ""
 
 

@@ -10,7 +10,7 @@ from caltech.grid import results, tables
 from caltech.grid import trials as grid
 from caltech.training import engine
 from caltech.utils import UserError
-from conftest import grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
+from conftest import TEST_MODEL, grid_flags, kill_on_call, planned_validation, read_rows, read_scalars, train_args
 
 FLAGS = ["--scratch", "--epochs", 8, "--patience", 2, "--threads", 1]
 # validation accuracy per epoch: best at epoch 2, then a drop and a tie (no improvement) -> with patience 2
@@ -64,7 +64,7 @@ def test_grid_table_and_csv_show_the_epochs_run(tiny_split, tmp_path, capsys, pl
     (row,) = read_rows(tmp_path / "results.csv")
     assert list(row) == results.COLUMNS and "Epochs_Run" in results.LATER
     metrics = json.loads((tmp_path / "ckpt" / row["Run"] / "metrics.json").read_text())
-    assert row["Recipe"] == "pat2" and row["Epochs"] == "8" and row["Epochs_Run"] == str(STOP)
+    assert row["Recipe"] == f"{TEST_MODEL}_pat2" and row["Epochs"] == "8" and row["Epochs_Run"] == str(STOP)
     assert metrics["epochs_run"] == STOP
     header, line = capsys.readouterr().out.split("* = chosen on validation accuracy):\n")[1].splitlines()[:2]
     assert header.split()[-2:] == ["Epochs", "run"] and line.split()[-1] == row["Epochs_Run"]

@@ -83,8 +83,10 @@ def test_shared_grid_equals_separate_runs_with_fewer_epochs(tiny_split, tmp_path
     for lr in ("0.0001", "0.01"):  # a shorter run's Train_Seconds: its share of the shared run's time
         rows = sorted((r for r in read_rows(tmp_path / "shared" / "results.csv") if r["LR_Base"] == lr),
                       key=lambda r: int(r["Epochs"]))
-        seconds = [float(r["Train_Seconds"]) for r in rows]
+        metrics = [json.loads((tmp_path / "shared" / "ckpt" / r["Run"] / "metrics.json").read_text()) for r in rows]
+        seconds = [m["train_seconds"] for m in metrics]  # unrounded: TEST_MODEL's epochs take milliseconds
         assert len(seconds) == 3 and 0 < seconds[0] <= seconds[1] <= seconds[2]
+        assert [r["Train_Seconds"] for r in rows] == [f"{s:.1f}" for s in seconds]
 
 
 def test_killed_shared_grid_resumes_exactly_without_repeating_or_losing_a_row(tiny_split, tmp_path, monkeypatch):

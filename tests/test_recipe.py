@@ -15,7 +15,7 @@ from caltech.data.loaders import build_loader
 from caltech.data.transforms import resized_crop_params, resized_crops, train_preset
 from caltech.training import engine, fit, runtime, setup
 from caltech.utils import UserError
-from conftest import cpu_runtime, grid_flags, kill_on_call, read_rows, read_scalars, train_args
+from conftest import TEST_MODEL, cpu_runtime, grid_flags, kill_on_call, read_rows, read_scalars, train_args
 
 CPU = torch.device("cpu")
 OPTIONS = ["--train-crop", "resized", "--min-scale", 0.3, "--auto-augment", "trivial", "--label-smoothing", 0.1,
@@ -237,7 +237,8 @@ def test_grid_passes_options_through_and_keeps_their_rows_apart(tiny_split, tmp_
     grid_search.main(grid_search.get_args_parser().parse_args(
         grid_flags(out, tiny_split.root, "--lr-base", 1e-4, "--label-smoothing", 0.1, "--schedule", "cosine")))
     rows = read_rows(out / "results.csv")
-    assert [r["Recipe"] for r in rows] == ["", "ls0.1_cosine"]  # the second grid did not reuse the first's row
+    # the second grid did not reuse the first's row
+    assert [r["Recipe"] for r in rows] == [TEST_MODEL, f"{TEST_MODEL}_ls0.1_cosine"]
     run = rows[1]["Run"]
     assert "_ls0.1_cosine_" in run  # the options, then the digest of the full recipe
     saved = json.loads((out / "runs" / run / "hparams.json").read_text())
@@ -254,8 +255,9 @@ def test_default_run_is_bit_for_bit_a_hand_written_published_loop(tiny_split, tm
     from caltech.data.loaders import ImageList
     from caltech.utils import derive_seed, seed_everything
     threads = torch.get_num_threads()
+    # --threads 1 sets torch's threads to 1 for the reference loop too
     train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 2, "--loader", "pil", "--threads", 1,
-                          "--run-name", "r"))  # sets torch's threads to 1 for the reference loop too
+                          "--model", "resnet18", "--run-name", "r"))
     ours = torch.load(tmp_path / "ckpt" / "r" / "last.pth", weights_only=True)["model"]
 
     seed_everything(107)

@@ -13,7 +13,7 @@ import train
 from caltech.grid.results import COLUMNS
 from caltech.report import figures as plots
 from caltech.report import labels, reproduce
-from conftest import ORIGINAL_RUNS, grid_flags, train_args
+from conftest import ORIGINAL_RUNS, TEST_MODEL, grid_flags, train_args
 
 CURVES = ["val_accuracy", "train_loss", "val_loss"]
 
@@ -61,7 +61,7 @@ def test_train_runs_report_without_a_results_csv(tiny_split, tmp_path, monkeypat
     md = (tmp_path / "one" / "RESULTS.md").read_text()
     (row,) = table_rows(md, "## Runs")
     assert row[:6] == ["", "`ft`", "fine-tuned",
-                       "IMAGENET1K_V1, Adam fc 1e-3 / base 1e-4, 2 ep, 32 px, 4 classes, batch 8", "107", "2"]
+                       f"{TEST_MODEL}, Adam fc 1e-3 / base 1e-4, 2 ep, 32 px, 4 classes, batch 8", "107", "2"]
     assert row[6:9] == [f"{100 * finetuned[k]:.2f}" for k in ("best_val_acc", "test_acc", "test_mean_class_acc")]
     assert "**best**" not in md and "*figs 4-6*" not in md  # one run: nothing was chosen
     assert "grid" not in md.split("## Figures")[1]
@@ -77,9 +77,10 @@ def test_train_runs_report_without_a_results_csv(tiny_split, tmp_path, monkeypat
     assert figures["fig1_val_accuracy.png"][0].startswith("Validation accuracy of the fine-tuned run\n")
     rows = table_rows((tmp_path / "two" / "RESULTS.md").read_text(), "## Runs")
     assert [(r[1], r[2], r[3], r[7]) for r in rows] == [
-        ("`ft`", "fine-tuned", "IMAGENET1K_V1, Adam fc 1e-3 / base 1e-4, 2 ep, 32 px, 4 classes, batch 8",
+        ("`ft`", "fine-tuned", f"{TEST_MODEL}, Adam fc 1e-3 / base 1e-4, 2 ep, 32 px, 4 classes, batch 8",
          f"{100 * finetuned['test_acc']:.2f}"),
-        ("`sc`", "scratch", "AdamW 1e-3, 1 ep, 32 px, 4 classes, batch 8", f"{100 * scratch['test_acc']:.2f}")]
+        ("`sc`", "scratch", f"{TEST_MODEL}, AdamW 1e-3, 1 ep, 32 px, 4 classes, batch 8",
+         f"{100 * scratch['test_acc']:.2f}")]
 
 
 def test_a_scratch_grid_mixed_with_train_runs_says_what_each_figure_shows(tiny_split, tmp_path, capsys, figures):
@@ -105,7 +106,7 @@ def test_a_scratch_grid_mixed_with_train_runs_says_what_each_figure_shows(tiny_s
 
     # a fine-tuned train.py run beside the grid: figures 1-3 stay the grid, figures 4-6 set the run against it
     write_run(out / "runs" / "finetune_ep3", 3, 0.9, PUBLISHED_TAGS,
-              {"epochs": 3, "lr_fc": 1e-3, "lr_base": 1e-4, "seed": 107, "scratch": False})
+              {"epochs": 3, "lr_fc": 1e-3, "lr_base": 1e-4, "seed": 107, "scratch": False, "model": TEST_MODEL})
     figures.clear()
     run_report("--runs", out / "runs", "--results", out / "results.csv", "--out", out / "mixed")
     assert figures["fig1_val_accuracy.png"][0].startswith("Validation accuracy of the from-scratch grid\n")

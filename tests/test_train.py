@@ -18,7 +18,7 @@ from caltech.layout import DEFAULT_SPLIT
 from caltech.training import engine, fit, runtime, setup
 from caltech.training.model import build_model, cached_weights_path, from_checkpoint
 from caltech.utils import UserError
-from conftest import cpu_runtime, kill_on_call, make_image_folder, read_scalars, run_script, train_args
+from conftest import TEST_MODEL, cpu_runtime, kill_on_call, make_image_folder, read_scalars, run_script, train_args
 
 TAGS = {"Loss/train", "Loss/val", "Accuracy/val", "Accuracy/train", "LR/base", "LR/fc"}
 
@@ -35,7 +35,7 @@ def test_two_epoch_scratch_run_logs_checkpoints_and_metrics(tiny_split, tmp_path
         state = torch.load(tmp_path / "ckpt" / "r" / name, weights_only=True)  # plain data only
         assert {"model", "classes", "epoch", "val_acc", "hparams"} <= set(state)
         assert state["classes"] == tiny_split.classes and state["hparams"]["scratch"] is True
-        assert state["model"]["fc.weight"].shape == (4, 512)
+        assert state["model"]["fc.weight"].shape == (4, 64)  # TEST_MODEL's head
     last = torch.load(tmp_path / "ckpt" / "r" / "last.pth", weights_only=True)
     assert last["epoch"] == 2 and {"optimizer", "scheduler", "scaler"} <= set(last)
 
@@ -55,7 +55,7 @@ def test_two_epoch_scratch_run_logs_checkpoints_and_metrics(tiny_split, tmp_path
     assert best["val_acc"] == saved["best_val_acc"] and best["epoch"] == saved["best_epoch"] + 1
     # the checkpoint names its network and its input
     assert {k: best["hparams"][k] for k in ("model", "weights_name", "image_size", "mean", "std")} == {
-        "model": "resnet18", "weights_name": "IMAGENET1K_V1", "image_size": 32, "mean": MEAN, "std": STD}
+        "model": TEST_MODEL, "weights_name": None, "image_size": 32, "mean": MEAN, "std": STD}  # it has no weights
     hparams = json.loads((tmp_path / "runs" / "r" / "hparams.json").read_text())
     assert hparams["epochs"] == 2 and hparams["image_size"] == 32 and hparams["num_classes"] == 4
 
@@ -125,26 +125,26 @@ def planted_cache(weights_file):
     return target
 
 
-def test_pretrained_weights_come_from_torchvision_cache_without_network(planted_weights, tiny_split, tmp_path):
-    planted_cache(planted_weights)
-    planted = torch.load(planted_weights, weights_only=True)
+def test_pretrained_weights_come_from_torchvision_cache_without_network(planted_resnet18, tiny_split, tmp_path):
+    planted_cache(planted_resnet18)
+    planted = torch.load(planted_resnet18, weights_only=True)
     model = build_model(4)
     assert torch.equal(model.conv1.weight, planted["conv1.weight"])
     assert model.fc.out_features == 4
     assert not torch.equal(build_model(4, pretrained=False).conv1.weight, planted["conv1.weight"])
-    metrics = train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1, "--run-name", "ft"))
+    metrics = train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1, "--model", "resnet18", "--run-name", "ft"))
     assert metrics["test_n"] == 24
 
 
-def test_weights_flag_reaches_the_model(planted_weights):
-    planted = torch.load(planted_weights, weights_only=True)
-    model = build_model(3, weights=planted_weights)
+def test_weights_flag_reaches_the_model(planted_resnet18):
+    planted = torch.load(planted_resnet18, weights_only=True)
+    model = build_model(3, weights=planted_resnet18)
     assert torch.equal(model.layer4[1].conv2.weight, planted["layer4.1.conv2.weight"])
 
 
 def test_missing_weights_message_names_both_ways(tiny_split, tmp_path):
     with pytest.raises(UserError) as info:
-        train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1))
+        train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1, "--model", "resnet18"))
     assert "--weights" in str(info.value) and str(cached_weights_path()) in str(info.value)
     with pytest.raises(UserError, match="does not exist"):
         build_model(3, weights=tmp_path / "nope.pth")
@@ -253,7 +253,8 @@ def test_runtime_flags_reach_their_targets_and_their_defaults_hold(tiny_split, t
     assert batch_sizes() == {"train": 8, "val": 8, "test": 8}  # off CUDA the eval batch is --batch-size
     assert len(list((data.parent / "cache").glob("*.npy"))) == 3  # cache/ beside --data
     # the default run name: mode, epochs, learning rates, seed, then a timestamp
-    assert re.fullmatch(r"scratch_ep1_fc0\.001_base0\.0001_s107_\d{4}_\d{6}", metrics["run"]), metrics["run"]
+    assert re.fullmatch(rf"scratch_ep1_fc0\.001_base0\.0001_s107_{TEST_MODEL}_\d{{4}}_\d{{6}}", metrics["run"]), \
+        metrics["run"]
 
 
 def test_default_run_name_adds_non_default_options_before_the_timestamp():

@@ -14,7 +14,7 @@ import train
 from caltech.data.split import build_split, read_split
 from caltech.training import engine
 from caltech.utils import Interrupted, UserError, run_cli
-from conftest import grid_flags, kill_on_call, make_image_folder, read_rows, run_script, train_args
+from conftest import TEST_MODEL, grid_flags, kill_on_call, make_image_folder, read_rows, run_script, train_args
 
 
 def grid_run(out, data, *flags):
@@ -53,8 +53,8 @@ def test_a_grid_never_reuses_nor_shows_a_row_made_with_other_settings_or_another
     rows = read_rows(tmp_path / "results.csv")
     assert len(rows) == 5 and rows[0] == first  # the first row is neither replaced nor rewritten
     assert [(r["Image_Size"], r["Batch_Size"], r["Model"]) for r in rows] == [
-        ("32", "8", "resnet18"), ("48", "8", "resnet18"), ("32", "4", "resnet18"), ("32", "8", "mobilenet_v3_small"),
-        ("32", "8", "resnet18")]
+        ("32", "8", TEST_MODEL), ("48", "8", TEST_MODEL), ("32", "4", TEST_MODEL), ("32", "8", "mobilenet_v3_small"),
+        ("32", "8", TEST_MODEL)]
     assert [r["Split_SHA256"] for r in rows] == [tiny_split.sha256] * 4 + [other_split.sha256]
     assert len({r["Run"] for r in rows}) == 5
     # the same settings and split again: its own row, and only it
