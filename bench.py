@@ -5,7 +5,7 @@
 
 The published-style pipeline: torchvision ImageFolder + per-image PIL transforms, DataLoader num_workers=0,
 fp32, contiguous memory format. The project's: the uint8 resize cache + batched crop/flip/normalise on the
-device, with train.py's runtime (caltech.runtime.decide: bf16 autocast and channels_last on CUDA and on CPUs
+device, with train.py's runtime (caltech.training.runtime.decide: bf16 autocast and channels_last on CUDA and on CPUs
 with native bf16). Both train through the same engine.train_one_epoch / engine.evaluate.
 
 Measures (a) input-pipeline throughput alone, (b) training throughput end to end, (c) evaluation
@@ -33,7 +33,7 @@ from caltech import recipe
 from caltech.cli import add_settings, check, check_limits
 from caltech.data import cache
 from caltech.data.loaders import CachedLoader, PILLoader, build_loader
-from caltech.data.split import build_split, read_split
+from caltech.data.split import TRAIN_PER_CLASS, VAL_PER_CLASS, build_split, read_split
 from caltech.data.transforms import MEAN, STD, eval_preset, resize_sizes, train_preset
 from caltech.layout import cache_dir
 from caltech.recipe import Range
@@ -82,16 +82,13 @@ def make_synthetic(root, classes=101, per_class=31, seed=0):
 
 def synthetic_split(workdir, classes, per_class):
     src = make_synthetic(Path(workdir) / "src", classes, per_class)
-    return build_split(src, Path(workdir) / "split", train_per_class=min(30, per_class - 1),
-                       val_per_class=min(6, (per_class - 1) // 5)).out
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return build_split(src, Path(workdir) / "split", train_per_class=min(TRAIN_PER_CLASS, per_class - 1),
+                       val_per_class=min(VAL_PER_CLASS, (per_class - 1) // 5)).out
 
 
 def timed(device, fn):
+    """(seconds, fn()), the device's queued work included."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda device: None
     sync(device)
     start = time.perf_counter()
     result = fn()
@@ -105,10 +102,7 @@ def pipeline_rate(loader, steps, device):
     It is cheap next to training, so it runs over 5x `steps` batches (a whole epoch at most).
     """
     def drain(limit):
-        n = 0
-        for images, _ in Limited(loader, limit):
-            n += images.shape[0]
-        return n
+        return sum(images.shape[0] for images, _ in Limited(loader, limit))
     drain(1)
     seconds, n = timed(device, lambda: drain(steps and 5 * steps))
     return n / seconds

@@ -2,8 +2,11 @@
 
     add_settings(parser, ["data", "model", "options"], several=True)  # grid_search.py: one or more values each
     check("topk", args.topk, Range(1, text="at least 1"))             # error: --topk 0 is out of range: ...
+
+    python -m caltech.cli        # train.py's flag table and grid_search.py's flag lists, as docs/FLAGS.md has them
 """
 import argparse
+import re
 
 from .recipe import GROUPS, SETTINGS
 from .utils import UserError
@@ -43,7 +46,7 @@ class Switches(argparse.Action):
 def add_setting(group, setting, several=False, **override):
     """One entry of the recipe table as a flag of `group`: one value, or with `several` (a grid) one or more, of
     which the grid runs the Cartesian product. Help and defaults are the same either way."""
-    s, kwargs = setting, {"help": setting.help, "default": setting.value, **override}
+    s, kwargs = setting, {"help": setting.full_help, "default": setting.value, **override}
     if s.switch and s.default is True:
         return group.add_argument(s.flag, action=argparse.BooleanOptionalAction, **kwargs)
     if s.switch and several and s.recipe:
@@ -51,7 +54,8 @@ def add_setting(group, setting, several=False, **override):
                                   **{**kwargs, "default": [s.value]})
     if s.switch:
         return group.add_argument(s.flag, action="store_true", **kwargs)
-    kwargs.update({k: v for k, v in (("type", s.type), ("choices", s.choices), ("metavar", s.metavar)) if v})
+    metavar = s.metavar or (None if s.choices else {int: "N", float: "F"}.get(s.type))
+    kwargs.update({k: v for k, v in (("type", s.type), ("choices", s.choices), ("metavar", metavar)) if v})
     if several and s.recipe and s.several:
         kwargs.update(nargs="+", default=[kwargs["default"]])
     return group.add_argument(s.flag, **kwargs)
@@ -65,3 +69,43 @@ def add_settings(parser, groups, several=False, skip=()):
         for setting in SETTINGS.values():
             if setting.group == key and setting.name not in skip:
                 add_setting(group, setting, several)
+
+
+# ---- docs/FLAGS.md, from the parsers ----
+
+def flag_cell(action):
+    """`--flag METAVAR`, `--flag a|b`, `--flag` or `--flag` / `--no-flag`, as docs/FLAGS.md writes a flag."""
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return " / ".join(f"`{s}`" for s in action.option_strings)
+    flag = action.option_strings[0]
+    if action.nargs == 0:
+        return f"`{flag}`"
+    value = "\\|".join(map(str, action.choices)) if action.choices else action.metavar or action.dest.upper()
+    return f"`{flag} {value}`"
+
+
+def flag_table(parser):
+    """A markdown table of `parser`'s flags, `| flag | default | meaning |`, from their help texts."""
+    rows = ["| flag | default | meaning |", "| --- | --- | --- |"]
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        meaning, default = re.fullmatch(r"(.*) \(default: (.*)\)", action.help, re.S).groups()
+        rows.append(f"| {flag_cell(action)} | {default} | {meaning} |".replace("\n", " "))
+    return "\n".join(rows)
+
+
+def grid_flag_lists():
+    """The train.py flags grid_search.py takes, as docs/FLAGS.md lists them: those with several values (the
+    recipe's, beside the grid's own axes), and those passed to every run."""
+    several = [s.flag for s in SETTINGS.values() if s.recipe and s.group in ("data", "model", "options")]
+    once = [s.flag if s.default is not True else f"{s.flag}/--no-{s.flag[2:]}" for s in SETTINGS.values()
+            if not s.recipe and s.group in ("data", "model", "runtime", "outputs")]
+    return ", ".join(f"`{f}`" for f in several), ", ".join(f"`{f}`" for f in once)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    add_settings(parser, GROUPS)  # train.py's flags
+    print(flag_table(parser))
+    print("\nseveral values: " + "\n\none value: ".join(grid_flag_lists()))

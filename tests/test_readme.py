@@ -98,3 +98,19 @@ def test_flag_tables_state_each_parsers_default(script):
         if not ok:
             wrong.append(f"{flag}: docs/FLAGS.md says {cell!r}, the parser {default!r}")
     assert not wrong, f"{script}.py: " + "; ".join(wrong)
+
+
+def generated(name):
+    """docs/FLAGS.md's block generated for `name` (between its markers)."""
+    block = rf"<!-- generated: {re.escape(name)} flags -->\n(.*?)\n<!-- end generated -->"
+    return re.search(block, FLAGS, re.S).group(1)
+
+
+def test_the_flag_tables_generated_from_the_recipe_are_current():
+    """docs/FLAGS.md's train.py table and grid_search.py's flag lists are what `python -m caltech.cli` prints from
+    caltech/recipe.py: a new setting is documented by regenerating them."""
+    import train
+    from caltech.cli import flag_table, grid_flag_lists
+    assert generated("train.py") == flag_table(train.get_args_parser())
+    several, once = grid_flag_lists()
+    assert generated("grid_search.py") == f"Several values each: {several}.\n\nOne value, passed to every run: {once}."

@@ -132,7 +132,8 @@ def test_pretrained_weights_come_from_torchvision_cache_without_network(planted_
     assert torch.equal(model.conv1.weight, planted["conv1.weight"])
     assert model.fc.out_features == 4
     assert not torch.equal(build_model(4, pretrained=False).conv1.weight, planted["conv1.weight"])
-    metrics = train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1, "--model", "resnet18", "--run-name", "ft"))
+    metrics = train.main(train_args(tmp_path, tiny_split.root, "--epochs", 1, "--model", "resnet18",
+                                    "--run-name", "ft"))
     assert metrics["test_n"] == 24
 
 

@@ -1,7 +1,7 @@
 """Loaders that yield ready batches `(images, labels)` on the training device, one per split.
 
 Two interchangeable paths (`--loader`):
-- `cached` (default): uint8 images resized once into a memory-mapped cache (caltech.cache), then
+- `cached` (default): uint8 images resized once into a memory-mapped cache (caltech.data.cache), then
   gathered, cropped, flipped and normalised per batch on the device (on the GPU when there is one).
 - `pil`: the classic Dataset of files + PIL transforms in DataLoader workers. Needs no cache.
 

@@ -3,7 +3,7 @@
 Train: resize to 256x256, random 224 crop, random horizontal flip, ImageNet normalisation.
 Eval:  resize to 224x224 (a square resize, not resize-and-centre-crop: that is what was published).
 `image_size` scales both (train resize = round(image_size * 256 / 224)). `mean` and `std` are
-ImageNet's unless a model's weights were trained with others (caltech.model.preprocessing).
+ImageNet's unless a model's weights were trained with others (caltech.training.model.preprocessing).
 
 Options (off by default), both after the same 256x256 resize so that the cache stays exact:
 `crop="resized"` replaces the random crop by torchvision's RandomResizedCrop (scale, ratio), and

@@ -4,7 +4,7 @@
     python grid_search.py --backend ray --gpus-per-trial 0.25    # four trials share each GPU
     python grid_search.py --backend ray --address auto           # join a cluster made with `ray start`
 
-A group is what one training run covers (grid_search.run_group: trials that differ only in --epochs
+A group is what one training run covers (search.run_group: trials that differ only in --epochs
 share their first epochs); the driver hands the callable that trains it to `run_trials`, so this
 module knows nothing of the scripts. Rows reach the results CSV from the driver as each grid trial
 finishes, exactly as with the sequential backend, so grid_search.py's resume, best-checkpoint choice

@@ -71,7 +71,7 @@ def epochs_run(row):
 class Results:
     path: Path
     frame: pd.DataFrame  # every cell the string written, in file order
-    rows: list  # the same runs as dicts, as caltech.grid takes them; `row is best` marks a row of the table
+    rows: list  # the same runs as dicts, as caltech.grid.trials takes them; `row is best` marks a row of the table
     ours: bool  # grid_search.py's CSV (Seed, Scratch, Run columns...), else the published 6-column one
 
     @property
