@@ -100,7 +100,7 @@ def plan_trials(args, split_sha256):
                 setattr(targs, key, defaults[key])
                 if len(getattr(args, key)) > 1:
                     ignored.add(key)
-            options = [(k, v) for k, v in recipe.identity(vars(targs)).items() if k in OPTIONS and k != "scratch"]
+            options = [(k, getattr(targs, k)) for k in OPTIONS if k != "scratch"]
             if not targs.scratch and targs.weights:
                 weights.setdefault(targs.weights, file_sha256(targs.weights))
                 options.append(("weights_sha256", weights[targs.weights]))

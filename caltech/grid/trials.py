@@ -19,7 +19,7 @@ import pandas as pd
 from .. import names
 from ..layout import run_paths
 from ..names import ACCURACY_COLUMNS as ACCURACIES
-from ..recipe import AXES
+from ..recipe import AXES, RECIPE, identity
 from ..utils import atomic_path
 from .results import remove_rows, row_settings
 
@@ -44,7 +44,13 @@ class Trial:
 
     @property
     def settings_json(self):
-        return json.dumps(self.settings, separators=(",", ":"))
+        """The row's Settings, its identity: the full recipe, but a setting added later at its old value
+        (recipe.identity), so that rows written before it existed keep theirs."""
+        return json.dumps({**identity(self.settings), **self.fingerprints}, separators=(",", ":"))
+
+    @property
+    def fingerprints(self):
+        return {k: v for k, v in self.options if k not in RECIPE}  # weights_sha256: not a flag
 
     @property
     def run_name(self):
