@@ -218,6 +218,10 @@ SETTINGS = _settings(
     Setting("resume", "name", recipe=False, switch=True, default=False,
             help="continue --run-name from its last.pth, with its saved settings (a changed recipe or another "
                  "split is refused)"),
+    Setting("ema", "options", type=float, default=0.0, limit=Range(0, 1, "0 (off) or a decay in (0, 1)"),
+            tag="ema{}", short="EMA", optional=True, metavar="DECAY", shown="0, off",
+            help="an exponential moving average of the weights (and BatchNorm statistics), updated after every "
+                 "optimizer step with this decay; validation, test and best.pth use the average"),
 )
 RECIPE = tuple(name for name, s in SETTINGS.items() if s.recipe)  # what a run computes: its identity, in this order
 RUNTIME = tuple(name for name, s in SETTINGS.items() if s.group == "runtime")

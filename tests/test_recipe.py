@@ -20,7 +20,7 @@ from conftest import TEST_MODEL, cpu_runtime, grid_flags, kill_on_call, read_row
 CPU = torch.device("cpu")
 OPTIONS = ["--train-crop", "resized", "--min-scale", 0.3, "--auto-augment", "trivial", "--label-smoothing", 0.1,
            "--optimizer", "adamw", "--weight-decay", 0.05, "--schedule", "cosine", "--warmup-epochs", 1,
-           "--mixup", 0.2, "--cutmix", 1.0, "--tta"]
+           "--mixup", 0.2, "--cutmix", 1.0, "--tta", "--ema", 0.9]
 
 
 def spy(monkeypatch, owner, name):
@@ -127,7 +127,9 @@ def test_resumed_run_with_every_option_equals_uninterrupted_run(tiny_split, tmp_
     train.main(train_args(tmp_path, tiny_split.root, "--run-name", "broken", "--resume", "--threads", 1))
     a = torch.load(tmp_path / "ckpt" / "straight" / "last.pth", weights_only=True)
     b = torch.load(tmp_path / "ckpt" / "broken" / "last.pth", weights_only=True)
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    for weights in ("model", "train_weights"):  # --ema: the average, and the weights it averages
+        assert all(torch.equal(a[weights][k], b[weights][k]) for k in a[weights]), weights
+    assert a["ema_steps"] == b["ema_steps"] == 9
     assert read_scalars(tmp_path / "runs" / "straight") == read_scalars(tmp_path / "runs" / "broken")
     with pytest.raises(UserError, match="--label-smoothing 0.3 differs"):
         train.main(train_args(tmp_path, tiny_split.root, "--run-name", "broken", "--resume", "--label-smoothing", 0.3))
@@ -287,3 +289,34 @@ def test_default_run_is_bit_for_bit_a_hand_written_published_loop(tiny_split, tm
     reference = model.state_dict()
     assert ours.keys() == reference.keys()
     assert all(torch.equal(ours[k], reference[k]) for k in ours)
+
+
+def test_ema_is_the_average_that_validation_tests_and_checkpoints_see(tiny_split, tmp_path, monkeypatch):
+    """--ema D: after every optimizer step the average becomes D x average + (1 - D) x weights, from the first
+    step's weights; validation scores it, best.pth and last.pth keep it (last.pth also the trained weights)."""
+    trained = []  # the parameters after every optimizer step, in the model's order (tiny_cnn: its head last)
+    real = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        trained.append([p.detach().clone() for group in self.param_groups for p in group["params"]])
+        return result
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 2, "--ema", 0.5, "--run-name", "e"))
+    average = trained[0]
+    for weights in trained[1:]:
+        average = [0.5 * a + 0.5 * w for a, w in zip(average, weights, strict=True)]
+    last = torch.load(tmp_path / "ckpt" / "e" / "last.pth", weights_only=True)
+    names = [n for n, _ in fit.build_model(4, pretrained=False, name=TEST_MODEL).named_parameters()]
+    assert len(trained) == last["ema_steps"] == 6  # 20 training images in batches of 8, 2 epochs
+    assert all(torch.allclose(last["model"][n], a, atol=1e-6) for n, a in zip(names, average, strict=True))
+    assert all(torch.equal(last["train_weights"][n], w) for n, w in zip(names, trained[-1], strict=True))
+    assert not torch.equal(last["model"]["fc.weight"], last["train_weights"]["fc.weight"])
+    # the validation accuracy of each checkpoint is the average's: evaluate.py scores its `model` on val alike
+    for name in ("last.pth", "best.pth"):
+        ckpt = torch.load(tmp_path / "ckpt" / "e" / name, weights_only=True)
+        scored = evaluate.main(evaluate.get_args_parser().parse_args(
+            ["--ckpt", str(tmp_path / "ckpt" / "e" / name), "--split", "val", "--device", "cpu"]))
+        assert scored["val_acc"] == ckpt["val_acc"], name
+    train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "p"))
+    assert "train_weights" not in torch.load(tmp_path / "ckpt" / "p" / "last.pth", weights_only=True)  # off

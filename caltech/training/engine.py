@@ -36,11 +36,12 @@ def batch_mixer(mixup=0.0, cutmix=0.0, num_classes=None):
     return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
 
 
-def train_one_epoch(model, loader, criterion, optimizer, rt, num_classes, desc="train", mix=None):
+def train_one_epoch(model, loader, criterion, optimizer, rt, num_classes, desc="train", mix=None, after_step=None):
     """One pass over `loader` with one optimizer step per batch; returns {loss, acc, mean_class_acc, top5, n}.
 
     `mix(images, labels) -> (images, soft targets)` (MixUp / CutMix) changes what the loss sees; the
-    accuracy is still counted against each image's own label."""
+    accuracy is still counted against each image's own label. `after_step()` runs after every step (the
+    weight average of --ema)."""
     model.train()
     meter = Meter(num_classes, rt.device)
     for images, labels in progress(loader, desc, meter):
@@ -52,6 +53,8 @@ def train_one_epoch(model, loader, criterion, optimizer, rt, num_classes, desc="
         rt.scaler.scale(loss).backward()
         rt.scaler.step(optimizer)
         rt.scaler.update()
+        if after_step is not None:
+            after_step()
         meter.update(loss, logits, labels)
     return meter.summary()
 

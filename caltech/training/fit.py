@@ -11,6 +11,7 @@ import copy
 import time
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data.loaders import build_loader
 from ..data.split import ensure_split
@@ -76,9 +77,17 @@ class Trainer:
                                          args.weight_decay, args.momentum)
         self.scheduler = build_scheduler(self.optimizer, args.schedule, args.epochs, args.step_size, args.gamma,
                                          args.warmup_epochs)
+        # --ema: validation, test and best.pth see the average; the optimizer trains self.model
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) \
+            if args.ema else None
         self.state = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": -1, "history": [], "train_seconds": 0.0}
         if resume is not None:
-            self.model.load_state_dict(resume["model"])
+            if self.ema is None:
+                self.model.load_state_dict(resume["model"])
+            else:
+                self.model.load_state_dict(resume["train_weights"])
+                self.ema.module.load_state_dict(resume["model"])
+                self.ema.n_averaged.fill_(resume["ema_steps"])
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
             rt.scaler.load_state_dict(resume["scaler"])
@@ -101,9 +110,11 @@ class Trainer:
         self.train_loader.set_epoch(epoch)
         lrs = {f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
         desc = f"epoch {epoch + 1}/{self.args.epochs}"
+        average = None if self.ema is None else lambda: self.ema.update_parameters(self.model)
         train = engine.train_one_epoch(self.net, self.train_loader, self.criterion, self.optimizer, self.rt,
-                                       self.num_classes, desc=f"{desc} train", mix=self.mix)
-        val = engine.evaluate(self.net, self.val_loader, torch.nn.CrossEntropyLoss(), self.rt, self.num_classes,
+                                       self.num_classes, desc=f"{desc} train", mix=self.mix, after_step=average)
+        validated = self.net if self.ema is None else self.ema.module
+        val = engine.evaluate(validated, self.val_loader, torch.nn.CrossEntropyLoss(), self.rt, self.num_classes,
                               desc=f"{desc} val", tta=self.args.tta).summary()
         self.scheduler.step()
         stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
@@ -118,13 +129,16 @@ class Trainer:
         return stats, is_best, time.perf_counter() - start
 
     def weights(self):
-        """The weights this epoch validated: what best.pth keeps."""
-        return self.model.state_dict()
+        """The weights this epoch validated (the average with --ema): what best.pth and last.pth keep as `model`."""
+        return (self.model if self.ema is None else self.ema.module).state_dict()
 
     def resume_state(self):
-        """What last.pth adds to the weights for an exact resume."""
+        """What last.pth adds to the weights for an exact resume (with --ema, the trained weights and how many
+        steps the average has seen)."""
+        average = {} if self.ema is None else {"train_weights": self.model.state_dict(),
+                                               "ema_steps": int(self.ema.n_averaged)}
         return {**self.state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.rt.scaler.state_dict()}
+                "scaler": self.rt.scaler.state_dict(), **average}
 
 
 def train(args, on_epoch=None, horizons=None, on_horizon=None):
