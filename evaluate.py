@@ -10,13 +10,12 @@ import argparse
 import json
 from pathlib import Path
 
-from torch import nn
-
 from caltech.cli import check_limits
 from caltech.data.loaders import build_loader
 from caltech.data.split import read_split
 from caltech.layout import CHOSEN, CKPT_DIR, cache_dir
 from caltech.training import engine, evaluation
+from caltech.training.losses import reported_loss
 from caltech.training.model import load_for_inference
 from caltech.utils import UserError, atomic_write_text, run_cli
 
@@ -78,7 +77,7 @@ def main(args):
                         f"classes {path} was trained on; pass the --data split it was trained with")
     loader = build_loader(split, args.split, run, rt, train=False)
     tta = run.tta if args.tta is None else args.tta
-    meter = engine.evaluate(model, loader, nn.CrossEntropyLoss(), rt, len(split.classes), desc=args.split, tta=tta)
+    meter = engine.evaluate(model, loader, reported_loss(run), rt, len(split.classes), desc=args.split, tta=tta)
     stats = meter.summary()
     # {split}_{metric}, as train.py's metrics.json names them: test_acc, test_mean_class_acc, test_top5, test_n
     metrics = {f"{args.split}_{key}": stats[key] for key in ("acc", "mean_class_acc", "top5", "n")}

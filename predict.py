@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from caltech.cli import check
 from caltech.data.images import EXTENSIONS, open_rgb
+from caltech.data.loaders import eval_side
 from caltech.data.transforms import eval_preset
 from caltech.layout import CHOSEN, CKPT_DIR
 from caltech.recipe import Range
@@ -141,11 +142,11 @@ def main(args):
     tta = run.tta if args.tta is None else args.tta
     k = min(args.topk, len(classes))
     # the checkpoint's evaluation transform: the images evaluate.py scores, decoded from files
-    transform = eval_preset(run.image_size, run.mean, run.std)
+    transform = eval_preset(eval_side(run), run.mean, run.std)
     loader = DataLoader(ImageFiles(files, transform), batch_size=args.batch_size, collate_fn=collate,
                         num_workers=args.workers if len(files) > args.batch_size else 0,
                         pin_memory=rt.device.type == "cuda")
-    print(f"checkpoint: {path} ({run.model}, {len(classes)} classes, {run.image_size} px"
+    print(f"checkpoint: {path} ({run.model}, {len(classes)} classes, {eval_side(run)} px"
           f"{', flip test-time augmentation' if tta else ''}); {len(files)} file(s)")
     rows = []
     for i, top, error in predict(model, loader, rt, tta, k):

@@ -3,10 +3,11 @@
     add_settings(parser, ["data", "model", "options"], several=True)  # grid_search.py: one or more values each
     check("topk", args.topk, Range(1, text="at least 1"))             # error: --topk 0 is out of range: ...
 
-    python -m caltech.cli        # train.py's flag table and grid_search.py's flag lists, as docs/FLAGS.md has them
+    python -m caltech.cli        # rewrites docs/FLAGS.md's train.py flag table and grid_search.py flag lists
 """
 import argparse
 import re
+from pathlib import Path
 
 from .recipe import GROUPS, SETTINGS
 from .utils import UserError
@@ -104,8 +105,23 @@ def grid_flag_lists():
     return ", ".join(f"`{f}`" for f in several), ", ".join(f"`{f}`" for f in once)
 
 
-if __name__ == "__main__":
+def generated_blocks():
+    """{name: text} of docs/FLAGS.md's generated blocks: train.py's flag table and grid_search.py's flag lists."""
     parser = argparse.ArgumentParser()
     add_settings(parser, GROUPS)  # train.py's flags
-    print(flag_table(parser))
-    print("\nseveral values: " + "\n\none value: ".join(grid_flag_lists()))
+    several, once = grid_flag_lists()
+    return {"train.py": flag_table(parser),
+            "grid_search.py": f"Several values each: {several}.\n\nOne value, passed to every run: {once}."}
+
+
+def write_generated(path):
+    """Rewrite the generated blocks of the markdown file `path` in place (between their markers)."""
+    text = Path(path).read_text()
+    for name, block in generated_blocks().items():
+        text = re.sub(rf"(<!-- generated: {re.escape(name)} flags -->\n).*?(\n<!-- end generated -->)",
+                      lambda m, block=block: m.group(1) + block + m.group(2), text, flags=re.S)
+    Path(path).write_text(text)
+
+
+if __name__ == "__main__":
+    write_generated("docs/FLAGS.md")  # python -m caltech.cli, from the repository root

@@ -222,6 +222,18 @@ SETTINGS = _settings(
             tag="ema{}", short="EMA", optional=True, metavar="DECAY", shown="0, off",
             help="an exponential moving average of the weights (and BatchNorm statistics), updated after every "
                  "optimizer step with this decay; validation, test and best.pth use the average"),
+    # its limit depends on the model, as --image-size's
+    Setting("eval_image_size", "options", type=int, tag="eval{}", short="eval size", optional=True,
+            shown="--image-size",
+            help="the side validation and test images are resized to (FixRes, Touvron et al. 2019: above the "
+                 "training crop, objects appear at the size the random crops showed them)"),
+    Setting("dropout", "options", type=float, default=0.0, limit=Range(0, 1, "in [0, 1)"), tag="drop{}",
+            optional=True, metavar="P", shown="0, off", short="dropout",
+            help="dropout before the new head (a model whose classifier has one keeps it too)"),
+    Setting("loss", "options", choices=("ce", "cosine"), default="ce", tag="loss-{}", optional=True,
+            help="ce: cross-entropy (published); cosine: 1 - the cosine similarity of the output and the one-hot "
+                 "target (Barz & Denzler 2020), smoothed by --label-smoothing; validation and test report the "
+                 "same loss, unsmoothed"),
 )
 RECIPE = tuple(name for name, s in SETTINGS.items() if s.recipe)  # what a run computes: its identity, in this order
 RUNTIME = tuple(name for name, s in SETTINGS.items() if s.group == "runtime")

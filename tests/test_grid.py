@@ -226,7 +226,8 @@ PASS_THROUGH = {"--data": "d", "--source": "s", "--loader": "pil", "--cache-dir"
                 "--auto-augment": "trivial", "--label-smoothing": "0.1", "--optimizer": "sgd", "--weight-decay": "0.01",
                 "--momentum": "0.8", "--schedule": "cosine", "--warmup-epochs": "2", "--mixup": "0.2",
                 "--cutmix": "1.0", "--patience": "4", "--device": "cpu", "--workers": "3", "--threads": "2",
-                "--eval-batch-size": "7", "--logdir": "L", "--ckpt-dir": "C", "--ema": "0.99"}
+                "--eval-batch-size": "7", "--logdir": "L", "--ckpt-dir": "C", "--ema": "0.99",
+                "--eval-image-size": "56", "--dropout": "0.2", "--loss": "cosine"}
 SWITCHES = ["--scratch", "--tta", "--no-amp", "--compile"]
 
 

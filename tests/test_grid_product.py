@@ -21,7 +21,8 @@ TWO_VALUES = {"scratch": ("off", "on"), "model": ("resnet18", "mobilenet_v3_smal
               "label_smoothing": ("0", "0.1"), "optimizer": ("adam", "sgd"), "weight_decay": ("0", "0.05"),
               "momentum": ("0.9", "0.8"), "schedule": ("step", "cosine"), "warmup_epochs": ("0", "1"),
               "mixup": ("0", "0.2"), "cutmix": ("0", "1"), "tta": ("off", "on"), "patience": ("0", "2"),
-              "ema": ("0", "0.9")}
+              "ema": ("0", "0.9"), "eval_image_size": ("40", "48"), "dropout": ("0", "0.5"),
+              "loss": ("ce", "cosine")}
 
 # the recipe in which a setting that some recipes ignore (recipe entries' used_with) does something
 USED_BY = {"momentum": ["--optimizer", "sgd"], "min_scale": ["--train-crop", "resized"]}

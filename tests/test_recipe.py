@@ -1,6 +1,7 @@
 """The recipe options (off by default): each flag reaches its target, on both loaders, and resumes exactly."""
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,17 +11,20 @@ from torchvision.transforms import v2
 
 import evaluate
 import grid_search
+import predict
 import train
 from caltech.data.loaders import build_loader
 from caltech.data.transforms import resized_crop_params, resized_crops, train_preset
 from caltech.training import engine, fit, runtime, setup
+from caltech.training.losses import CosineLoss
 from caltech.utils import UserError
 from conftest import TEST_MODEL, cpu_runtime, grid_flags, kill_on_call, read_rows, read_scalars, train_args
 
 CPU = torch.device("cpu")
 OPTIONS = ["--train-crop", "resized", "--min-scale", 0.3, "--auto-augment", "trivial", "--label-smoothing", 0.1,
            "--optimizer", "adamw", "--weight-decay", 0.05, "--schedule", "cosine", "--warmup-epochs", 1,
-           "--mixup", 0.2, "--cutmix", 1.0, "--tta", "--ema", 0.9]
+           "--mixup", 0.2, "--cutmix", 1.0, "--tta", "--ema", 0.9, "--eval-image-size", 40, "--dropout", 0.2,
+           "--loss", "cosine"]
 
 
 def spy(monkeypatch, owner, name):
@@ -82,7 +86,7 @@ def test_every_option_reaches_its_target_and_is_recorded(tiny_split, tmp_path, m
     assert isinstance(mix, v2.RandomChoice)
     assert sorted((type(m).__name__, m.alpha) for m in mix.transforms) == [("CutMix", 1.0), ("MixUp", 0.2)]
     assert evals and all(kw["tta"] is True for _, kw in evals)
-    assert all(isinstance(a[2], nn.CrossEntropyLoss) and a[2].label_smoothing == 0.0 for a, _ in evals)
+    assert all(isinstance(a[2], CosineLoss) and a[2].label_smoothing == 0.0 for a, _ in evals)  # the run's, plain
     train_loader = next(a for a, _ in loaders if a[1] == "train")
     assert train_loader[2].train_crop == "resized" and train_loader[2].auto_augment == "trivial"
 
@@ -320,3 +324,81 @@ def test_ema_is_the_average_that_validation_tests_and_checkpoints_see(tiny_split
         assert scored["val_acc"] == ckpt["val_acc"], name
     train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "p"))
     assert "train_weights" not in torch.load(tmp_path / "ckpt" / "p" / "last.pth", weights_only=True)  # off
+
+
+@pytest.mark.parametrize("kind", ["cached", "pil"])
+def test_eval_image_size_resizes_validation_test_evaluate_and_predict_not_training(tiny_split, tmp_path, monkeypatch,
+                                                                                   kind):
+    seen = []  # (split, image side) of the first batch of every pass
+    for owner, name in ((engine, "train_one_epoch"), (engine, "evaluate")):
+        real = getattr(owner, name)
+
+        def wrapper(model, loader, *args, real=real, name=name, **kwargs):
+            seen.append((kwargs.get("desc", "").split()[-1], next(iter(loader))[0].shape[-1]))
+            return real(model, loader, *args, **kwargs)
+        monkeypatch.setattr(owner, name, wrapper)
+    metrics = train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--loader", kind,
+                                    "--eval-image-size", 40, "--run-name", "e"))
+    assert seen == [("train", 32), ("val", 40), ("test", 40)]
+    best = str(tmp_path / "ckpt" / "e" / "best.pth")
+    seen.clear()
+    assert evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", best, "--device", "cpu"]))["test_acc"] \
+        == metrics["test_acc"]
+    assert seen == [("test", 40)]
+    sides, preset = [], predict.eval_preset
+    monkeypatch.setattr(predict, "eval_preset", lambda side, *a, **k: (sides.append(side), preset(side, *a, **k))[1])
+    rows = predict.main(predict.get_args_parser().parse_args([str(tiny_split.root / "test"), "--ckpt", best,
+                                                              "--device", "cpu", "--workers", 0]))
+    top1 = sum(row["top"][0][0] == Path(row["path"]).parent.name for row in rows) / len(rows)
+    assert sides == [40] and top1 == pytest.approx(metrics["test_acc"])  # predict.py resizes to 40 too
+    run_name = setup.default_run_name(train_args(tmp_path, tiny_split.root, "--eval-image-size", 40))
+    assert "_eval40_" in run_name
+
+
+def test_eval_image_size_is_checked_against_the_model(tiny_split, tmp_path):
+    with pytest.raises(UserError, match="--eval-image-size 16 is too small for tiny_cnn: it takes at least 32"):
+        train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--eval-image-size", 16))
+    with pytest.raises(UserError, match="--eval-image-size: vit_b_16 takes only the size it is built for"):
+        train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--model", "vit_b_16", "--eval-image-size", 48))
+
+
+def test_dropout_sits_before_the_new_head_trains_and_is_rebuilt_by_evaluate(tiny_split, tmp_path):
+    model = fit.build_model(4, pretrained=False, name=TEST_MODEL, dropout=0.3)
+    assert isinstance(model.fc, nn.Sequential) and model.fc[0].p == 0.3 and model.fc[1].out_features == 4
+    assert fit.param_groups(model, 1e-3, 1e-4)[1]["params"] == list(model.fc[1].parameters())  # the head's rate
+    plain = fit.build_model(4, pretrained=False, name=TEST_MODEL)
+    assert isinstance(plain.fc, nn.Linear)  # --dropout 0: the published head
+    images = torch.randn(6, 3, 32, 32)
+    model.eval()
+    assert torch.equal(model(images), model(images))  # evaluation drops nothing
+    model.train()
+    torch.manual_seed(0)
+    assert not torch.equal(model.fc(torch.ones(6, 64)), model.fc(torch.ones(6, 64)))  # training does
+    metrics = train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--dropout", 0.5,
+                                    "--run-name", "d"))
+    best = str(tmp_path / "ckpt" / "d" / "best.pth")
+    assert "fc.1.weight" in torch.load(best, weights_only=True)["model"]
+    assert evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", best, "--device", "cpu"]))["test_acc"] \
+        == metrics["test_acc"]
+
+
+def test_cosine_loss_is_one_minus_the_cosine_to_the_smoothed_target_and_is_what_the_run_reports(
+        tiny_split, tmp_path, monkeypatch):
+    loss = CosineLoss()
+    target = torch.tensor([0, 2])
+    assert loss(torch.tensor([[3.0, 0, 0], [0, 0, 0.5]]), target) == pytest.approx(0.0)  # along its class
+    assert loss(torch.tensor([[0.0, 1, 0], [1, 0, 0]]), target) == pytest.approx(1.0)  # orthogonal to it
+    output = torch.tensor([[1.0, 2, 3]])
+    smoothed = torch.tensor([[0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3]])
+    assert CosineLoss(0.1)(output, torch.tensor([0])) == pytest.approx(
+        1 - torch.nn.functional.cosine_similarity(output, smoothed).item())
+    assert loss(output, torch.tensor([[0.5, 0.5, 0.0]])) == pytest.approx(  # MixUp's soft targets as they are
+        1 - torch.nn.functional.cosine_similarity(output, torch.tensor([[0.5, 0.5, 0.0]])).item())
+    trains = spy(monkeypatch, engine, "train_one_epoch")
+    metrics = train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--loss", "cosine",
+                                    "--label-smoothing", 0.1, "--run-name", "c"))
+    criterion = trains[0][0][2]
+    assert isinstance(criterion, CosineLoss) and criterion.label_smoothing == 0.1
+    assert 0 <= metrics["test_loss"] <= 2 and "_loss-cosine_" not in metrics["run"]  # a given name is kept
+    scalars = read_scalars(tmp_path / "runs" / "c")
+    assert all(0 <= v <= 2 for _, v in scalars["Loss/val"])  # validation reports the cosine loss

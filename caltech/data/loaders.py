@@ -95,6 +95,11 @@ class PILLoader:
             yield images, labels.to(self.device, non_blocking=True)
 
 
+def eval_side(args):
+    """The side validation and test images are resized to: --eval-image-size, else the training crop's."""
+    return args.eval_image_size or args.image_size
+
+
 def build_loader(split, name, args, rt, train=None):
     """The loader for split `name` ('train', 'val' or 'test') as `args` asks (train.py's flags, or the settings
     of a checkpoint: `checkpoint.settings`), on `rt`'s device and memory format (runtime.decide).
@@ -106,14 +111,15 @@ def build_loader(split, name, args, rt, train=None):
     batch_size = args.batch_size if train else rt.eval_batch_size
     device, channels_last = rt.device, rt.memory_format == torch.channels_last
     resize, crop = resize_sizes(args.image_size)
+    side = eval_side(args)
     train_crop, min_scale, auto_augment = args.train_crop, args.min_scale, args.auto_augment
     norm = {"mean": args.mean, "std": args.std}  # the model weights' own
     if args.loader == "pil":
         preset = train_preset(args.image_size, train_crop, min_scale, auto_augment, **norm) if train else \
-            eval_preset(args.image_size, **norm)
+            eval_preset(side, **norm)
         dataset = ImageList(samples, preset)
         return PILLoader(dataset, batch_size, device, args.seed, train, args.workers, channels_last)
-    images = cache.load_or_build(args.cache_dir, split, name, resize if train else crop, in_memory=train)
+    images = cache.load_or_build(args.cache_dir, split, name, resize if train else side, in_memory=train)
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return CachedLoader(images, labels, batch_size, device, args.seed, train, crop, channels_last,
                         on_device=rt.cache_on_device,

@@ -18,6 +18,7 @@ from ..data.split import ensure_split
 from ..layout import cache_dir, run_paths
 from ..utils import Interrupted, UserError, derive_seed, seed_everything
 from . import checkpoint, engine, runtime
+from .losses import build_loss, reported_loss
 from .model import build_model, param_groups
 from .optim import build_optimizer, build_scheduler
 from .outputs import RunOutput, Tester, patience_ran_out
@@ -71,7 +72,7 @@ class Trainer:
         seed_everything(args.seed)
         self.model = build_model(self.num_classes, pretrained=not args.scratch, weights=args.weights,
                                  name=args.model, weights_name=args.weights_name, image_size=args.image_size,
-                                 load_weights=resume is None)
+                                 load_weights=resume is None, dropout=args.dropout)
         self.model.to(rt.device, memory_format=rt.memory_format)
         self.optimizer = build_optimizer(param_groups(self.model, args.lr_fc, args.lr_base), args.optimizer,
                                          args.weight_decay, args.momentum)
@@ -93,8 +94,7 @@ class Trainer:
             rt.scaler.load_state_dict(resume["scaler"])
             self.state = {k: resume[k] for k in self.state}
         self.net = torch.compile(self.model) if args.compile else self.model
-        # training only: validation and test losses are plain cross-entropy
-        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+        self.criterion = build_loss(args.loss, args.label_smoothing)  # validation and test: unsmoothed
         self.mix = engine.batch_mixer(args.mixup, args.cutmix, self.num_classes)
         self.train_loader = build_loader(split, "train", args, rt)
         self.val_loader = build_loader(split, "val", args, rt)
@@ -114,7 +114,7 @@ class Trainer:
         train = engine.train_one_epoch(self.net, self.train_loader, self.criterion, self.optimizer, self.rt,
                                        self.num_classes, desc=f"{desc} train", mix=self.mix, after_step=average)
         validated = self.net if self.ema is None else self.ema.module
-        val = engine.evaluate(validated, self.val_loader, torch.nn.CrossEntropyLoss(), self.rt, self.num_classes,
+        val = engine.evaluate(validated, self.val_loader, reported_loss(self.args), self.rt, self.num_classes,
                               desc=f"{desc} val", tta=self.args.tta).summary()
         self.scheduler.step()
         stats = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},

@@ -166,8 +166,9 @@ def fit_state(state, name, model):
     return state
 
 
-def replace_head(model, num_classes):
-    """Replace the model's ImageNet classifier by a new layer for `num_classes`; returns its module name.
+def replace_head(model, num_classes, dropout=0.0):
+    """Replace the model's ImageNet classifier by a new layer for `num_classes` (after a dropout of `dropout`, if
+    any); returns its module name.
 
     The classifier is the last layer with 1000 outputs: ResNet's `fc`, `classifier[-1]` of EfficientNet,
     MobileNet, ConvNeXt and VGG, ViT's `heads.head`, Swin's `head`, SqueezeNet's 1x1 convolution. Its
@@ -181,6 +182,8 @@ def replace_head(model, num_classes):
     bias = old.bias is not None
     new = (nn.Linear(old.in_features, num_classes, bias=bias) if isinstance(old, nn.Linear)
            else nn.Conv2d(old.in_channels, num_classes, 1, bias=bias))
+    if dropout:
+        new = nn.Sequential(nn.Dropout(dropout), new)
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent), child, new)
     model.head_name = name
@@ -188,7 +191,7 @@ def replace_head(model, num_classes):
 
 
 def build_model(num_classes, pretrained=True, weights=None, name=DEFAULT_MODEL, weights_name=None, image_size=None,
-                load_weights=True):
+                load_weights=True, dropout=0.0):
     """Model `name` (ResNet-18 by default) with its head replaced for `num_classes`.
 
     `pretrained`: the ImageNet-initialised network (fine-tuning), else a randomly initialised one (from
@@ -209,7 +212,7 @@ def build_model(num_classes, pretrained=True, weights=None, name=DEFAULT_MODEL, 
         except (RuntimeError, TypeError, AttributeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0]
             raise UserError(f"the ImageNet weights are not a torchvision {name} state dict ({first})") from None
-    replace_head(model, num_classes)
+    replace_head(model, num_classes, dropout)
     return model
 
 
@@ -220,7 +223,7 @@ def from_checkpoint(ckpt, path):
     if run.model not in model_names():
         raise UserError(f"{path} holds a {run.model}, a model this version of torchvision does not have")
     model = build_model(n, pretrained=not run.scratch, name=run.model, weights_name=run.weights_name,
-                        image_size=run.image_size, load_weights=False)
+                        image_size=run.image_size, load_weights=False, dropout=run.dropout)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError:

@@ -11,12 +11,11 @@ import json
 import resource
 import shutil
 
-from torch import nn
-
 from .. import recipe
 from ..layout import run_paths
 from ..utils import atomic_write_text
 from . import checkpoint, engine
+from .losses import reported_loss
 from .tblog import RunLogger
 
 SHOWN = (*recipe.RECIPE, "num_classes")  # what TensorBoard's HParams shows of a run's settings
@@ -106,7 +105,7 @@ class Tester:
         current = checkpoint.snapshot(self.model.state_dict())
         self.model.load_state_dict(weights)
         try:
-            test = engine.evaluate(self.net, self.test_loader(args), nn.CrossEntropyLoss(), self.rt, self.num_classes,
+            test = engine.evaluate(self.net, self.test_loader(args), reported_loss(args), self.rt, self.num_classes,
                                    desc="test", tta=args.tta).summary()
         finally:
             self.model.load_state_dict(current)

@@ -27,11 +27,13 @@ def check_args(args):
     if not 0 <= args.warmup_epochs < args.epochs:
         raise UserError(f"--warmup-epochs {args.warmup_epochs} is out of range: it must be between 0 and "
                         f"--epochs - 1 ({args.epochs - 1})")
-    if args.image_size is not None:
+    for key in ("image_size", "eval_image_size"):
+        size = getattr(args, key)
         smallest = min_image_size(args.model, args.weights_name)
-        if args.image_size < smallest:
-            raise UserError(f"--image-size {args.image_size} is too small for {args.model}: it takes at least "
-                            f"{smallest} pixels")
+        if size is not None and size < smallest:
+            raise UserError(f"{flag(key)} {size} is too small for {args.model}: it takes at least {smallest} pixels")
+    if args.eval_image_size is not None and args.model.startswith(("vit_", "maxvit_")):
+        raise UserError(f"--eval-image-size: {args.model} takes only the size it is built for, --image-size")
     for key in ("logdir", "ckpt_dir", "cache_dir"):
         if getattr(args, key, None) and Path(getattr(args, key)).exists() and not Path(getattr(args, key)).is_dir():
             raise UserError(f"{flag(key)} {getattr(args, key)} is a file, not a folder")
