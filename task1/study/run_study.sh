@@ -4,6 +4,7 @@
 #   nohup bash task1/study/run_study.sh screen > study.log 2>&1 &     # stage 1: 112 px screening
 #   bash task1/study/run_study.sh seeds RECIPE                        # stage 2: 224 px, seeds 107-109 (a grid)
 #   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 30/60/120 epochs (a grid)
+#   bash task1/study/run_study.sh screen60                            # stage 4: F and each lever alone, 60 epochs
 #   bash task1/study/run_study.sh collect                             # finished runs' records into task1/study/
 # Every run: --scratch, seed 107 unless said, 2 CPU threads, logs in runs/study, checkpoints in checkpoints/study.
 set -euo pipefail
@@ -27,6 +28,10 @@ declare -A RECIPES=(
 )
 SCREEN=(published adam1e-3 adamw1e-3 adamw2e-3 adamw4e-3 sgd0.1 adamw1e-3_scale0.08 adamw1e-3_trivial
         adamw1e-3_cutmix adamw1e-3_ls0)
+# Stage 4 (issue 30): recipe F and each lever alone on it, 112 px, 60 epochs, seed 107, one grid each (F's row
+# first); the last entries replace F's batch size or weight decay.
+LEVERS=("" "--loss cosine" "--eval-image-size 128" "--ema 0.998" "--dropout 0.3" "--batch-size 16"
+        "--weight-decay 0.02 0.2")
 
 run() {  # run NAME FLAGS...: train, resume, or skip a finished run
   local name=$1; shift
@@ -46,6 +51,10 @@ case "${1:-screen}" in
             --results task1/study/seeds.csv ;;
   curve)  python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 30 60 120 ${RECIPES[$2]} \
             --results task1/study/curve.csv ;;
+  screen60) for lever in "${LEVERS[@]}"; do
+              python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 60 ${RECIPES[adamw1e-3]} $lever \
+                --results task1/study/screen60.csv
+            done ;;
   collect)  # events, hparams.json, console log and metrics.json of every finished run (no checkpoint):
     # stage 1 into task1/study/screen/, the grids' runs into task1/study/grids/
     for done in checkpoints/study/*/metrics.json; do
@@ -56,5 +65,5 @@ case "${1:-screen}" in
          "$dest/"
       [[ -f checkpoints/study/$name/console.log ]] && cp "checkpoints/study/$name/console.log" "$dest/"
     done ;;
-  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | collect" >&2; exit 2 ;;
+  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | screen60 | collect" >&2; exit 2 ;;
 esac
