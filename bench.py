@@ -30,7 +30,7 @@ from torch import nn
 from torchvision.datasets import ImageFolder
 
 from caltech import recipe
-from caltech.cli import add_settings, check, check_limits
+from caltech.cli import ArgumentParser, add_settings, check, check_limits
 from caltech.data import cache
 from caltech.data.loaders import CachedLoader, PILLoader, build_loader
 from caltech.data.split import TRAIN_PER_CLASS, VAL_PER_CLASS, build_split, read_split
@@ -283,7 +283,7 @@ def format_compute_table(r):
 
 
 def get_args_parser(add_help=True):
-    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+    parser = ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("data (one of)")
     group.add_argument("--data", default=None, help="a split folder made by split_dataset.py (default: none)")

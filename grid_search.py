@@ -24,7 +24,7 @@ Rerunning the same command after a kill skips finished runs and resumes an inter
 """
 import argparse
 
-from caltech.cli import add_settings
+from caltech.cli import ArgumentParser, add_settings
 from caltech.grid import search
 from caltech.layout import DEFAULT_RESULTS
 from caltech.recipe import SEED
@@ -32,7 +32,7 @@ from caltech.utils import run_cli
 
 
 def get_args_parser(add_help=True):
-    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+    parser = ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("the grid (published values by default)")
     group.add_argument("--epochs", type=int, nargs="+", default=[20, 30], help="epochs values (default: 20 30)")

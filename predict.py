@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from caltech.cli import check
-from caltech.data.images import EXTENSIONS, open_rgb
+from caltech.cli import ArgumentParser, check
+from caltech.data.images import EXTENSIONS, UNREADABLE, open_rgb
 from caltech.data.loaders import eval_side
 from caltech.data.transforms import eval_preset
+from caltech.disk import check_file
 from caltech.layout import CHOSEN, CKPT_DIR
 from caltech.recipe import Range
 from caltech.training import engine
@@ -32,11 +32,10 @@ from caltech.utils import UserError, atomic_path, default_workers, run_cli
 
 LIMITS = {"topk": Range(1, text="at least 1"), "batch_size": Range(1, text="at least 1"),
           "workers": Range(0, text="0 or more")}
-UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what PIL raises on a bad file
 
 
 def get_args_parser(add_help=True):
-    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+    parser = ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("what to classify")
     group.add_argument("paths", nargs="+", metavar="PATH",
@@ -136,6 +135,8 @@ def write_csv(path, rows, k):
 def main(args):
     for key, limit in LIMITS.items():
         check(key, getattr(args, key), limit)
+    if args.out:
+        check_file("--out", args.out)
     files = find_images(args.paths)
     path, ckpt, run, model, rt = load_for_inference(args.ckpt, args.device, args.batch_size)
     classes = ckpt["classes"]

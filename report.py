@@ -28,6 +28,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from caltech.cli import ArgumentParser
+from caltech.disk import check_folder
 from caltech.layout import DEFAULT_RESULTS as RESULTS
 from caltech.layout import EVAL, LOGDIR
 from caltech.layout import REPORTS as OUT
@@ -36,7 +38,7 @@ from caltech.utils import UserError, run_cli
 
 
 def get_args_parser(add_help=True):
-    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+    parser = ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("inputs")
     group.add_argument("--runs", default=LOGDIR,
@@ -88,6 +90,7 @@ def main(args):
     elif not Path(eval_dir).is_dir():
         raise UserError(f"--eval folder {eval_dir} not found; write it with python evaluate.py --out {eval_dir}")
     compare = [parse_compare(value) for value in args.compare]
+    check_folder("--out", args.out)
     written = write_report(args.runs, results, args.out, epochs=args.epochs, eval_dir=eval_dir, compare=compare,
                            eval_name=args.eval_name, eval_found=eval_found)
     print(f"report: {len(written) - 1} figures and RESULTS.md written to {args.out}/", file=sys.stdout)

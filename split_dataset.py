@@ -10,16 +10,17 @@ import argparse
 import os
 from pathlib import Path
 
-from caltech.cli import check
+from caltech.cli import ArgumentParser, check
 from caltech.data.source import resolve_source
 from caltech.data.split import TRAIN_PER_CLASS, VAL_PER_CLASS, build_split, check_protocol
+from caltech.disk import check_folder
 from caltech.layout import DEFAULT_SPLIT
 from caltech.recipe import SEED, Range
-from caltech.utils import UserError, run_cli
+from caltech.utils import run_cli
 
 
 def get_args_parser(add_help=True):
-    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+    parser = ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group("source and output")
     group.add_argument("--source", type=Path, default=None,
@@ -44,8 +45,7 @@ def get_args_parser(add_help=True):
 
 def main(args):
     check("workers", args.workers, Range(0, text="0 (one per core) or more"))
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is a file; pass a folder for the split")
+    check_folder("--out", args.out)
     check_protocol(args.train_per_class, args.val_per_class)  # before a download, not after
     root = resolve_source(args.source, data_root=args.out.parent)
     summary = build_split(root, args.out, seed=args.seed, train_per_class=args.train_per_class,

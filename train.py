@@ -11,14 +11,14 @@ to CKPT_DIR/RUN, and finally evaluates the best-on-validation checkpoint on the 
 """
 import argparse
 
-from caltech.cli import add_settings
+from caltech.cli import ArgumentParser, add_settings
 from caltech.recipe import GROUPS
 from caltech.training import fit
 from caltech.utils import run_cli
 
 
 def get_args_parser(add_help=True):
-    parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+    parser = ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_settings(parser, GROUPS)  # every flag is an entry of caltech/recipe.py
     return parser

@@ -13,6 +13,14 @@ from .recipe import GROUPS, SETTINGS
 from .utils import UserError
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for every script, but a value argparse itself refuses (a word where a number belongs, an
+    unknown choice) is one sentence too, `error: ...` and exit status 2, without the usage block (--help has it)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
 def flag(name):
     return "--" + name.replace("_", "-")
 

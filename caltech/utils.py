@@ -1,5 +1,6 @@
 """Small shared helpers: errors and warnings for people, atomic writes, seeding, device choice."""
 import contextlib
+import errno
 import os
 import random
 import sys
@@ -29,6 +30,23 @@ class Interrupted(KeyboardInterrupt):
         return self.what + (f"; resume it with: {self.resume}" if self.resume else "")
 
 
+# what a failed write says of its cause
+FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+        errno.EROFS: "the file system is read-only"}
+DENIED = (errno.EACCES, errno.EPERM)
+
+
+def writing_failed(error, what="a file"):
+    """An OSError from a write (a full disk, a read-only or forbidden folder) as one sentence, a UserError; None
+    for another error."""
+    where = error.filename or what
+    if error.errno in FULL:
+        return UserError(f"could not write {where}: {FULL[error.errno]}")
+    if error.errno in DENIED:
+        return UserError(f"permission denied: {where}")
+    return None
+
+
 def warn(message):
     """A problem that costs part of the output, not the run: one `warning:` line on stderr."""
     print(f"warning: {message}", file=sys.stderr)
@@ -40,6 +58,12 @@ def run_cli(main, args):
         return main(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a write that failed: the disk filled, or a folder became read-only
+        failed = writing_failed(e)
+        if failed is None:
+            raise
+        print(f"error: {failed}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as e:
         print(f"\ninterrupted: {e}", file=sys.stderr)

@@ -54,7 +54,9 @@ def test_two_configuration_grid_rows_best_checkpoint_and_evaluate_agree(tiny_spl
     assert f"test_acc: {chosen['Test_Acc']}" in printed  # the same 4-decimal figure as the CSV
     assert f"test_mean_class_acc: {chosen['Test_Mean_Class_Acc']}" in printed
     saved = json.loads((tmp_path / "eval.json").read_text())
-    assert set(saved) == {"test_acc", "test_mean_class_acc", "test_top5", "test_n", "split"}
+    assert set(saved) == {"test_acc", "test_mean_class_acc", "test_top5", "test_n", "split", "checkpoint",
+                          "split_sha256", "trained_on_split", "other_split"}
+    assert saved["split_sha256"] == saved["trained_on_split"] == tiny_split.sha256 and saved["other_split"] is False
     assert saved == metrics and saved["test_n"] == 24 and saved["split"] == "test"
     per_class = read_rows(tmp_path / "eval" / "per_class.csv")
     assert [r["class"] for r in per_class] == tiny_split.classes and sum(int(r["images"]) for r in per_class) == 24
@@ -296,7 +298,9 @@ def test_evaluate_reports_each_metric_under_its_key_with_the_runs_settings_unles
     monkeypatch.setattr(runtime, "select_device", lambda name: (devices.append(name), select(name))[1])
     evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", str(run_ckpt), "--json", str(tmp_path / "m.json")]))
     assert json.loads((tmp_path / "m.json").read_text()) == {
-        "test_acc": 0.125, "test_mean_class_acc": 0.25, "test_top5": 0.5, "test_n": 24, "split": "test"}
+        "test_acc": 0.125, "test_mean_class_acc": 0.25, "test_top5": 0.5, "test_n": 24, "split": "test",
+        "checkpoint": str(run_ckpt), "split_sha256": tiny_split.sha256, "trained_on_split": tiny_split.sha256,
+        "other_split": False}
     printed = capsys.readouterr().out
     assert "\ntest_acc: 0.1250\ntest_mean_class_acc: 0.2500\ntest_top5: 0.5000\ntest_n: 24\n" in printed
     run = loaders[0][0][2]

@@ -252,6 +252,7 @@ def test_two_processes_write_byte_identical_splits(messy, tmp_path):
 # The SHA-256 of split.csv for the real Caltech-101 at the default settings: any change of the split,
 # on any machine or Python version, must be a deliberate one.
 REAL_SPLIT_SHA256 = "ef04a26462bf0ae97bb226bfe9fa4b63a5a056e4ad98b7408ee0d238efa8fc83"
+REAL_SPLIT_CONTENT_SHA256 = "6fe257d67dc52c424cf67c77cf792e8fd0abcbfcc0c48380692101409e236c82"
 
 
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason="real Caltech-101 not beside the checkout")
@@ -267,4 +268,7 @@ def test_real_caltech101_split_sizes(tmp_path):
     largest = sorted(test_per_class.values())[-4:]
     assert min(test_per_class.values()) == 1 and largest[-1] == 770
     assert 0.41 < sum(largest) / 5647 < 0.42  # the unbalance that makes mean per-class accuracy matter
-    assert hashlib.sha256((tmp_path / "split" / "split.csv").read_bytes()).hexdigest() == REAL_SPLIT_SHA256
+    # the published protocol's file list, pinned before split.csv recorded each file's content, and with it
+    split = read_split(tmp_path / "split")
+    assert split.listing_sha256 == REAL_SPLIT_SHA256 and split.sha256 == REAL_SPLIT_CONTENT_SHA256
+    assert hashlib.sha256((tmp_path / "split" / "split.csv").read_bytes()).hexdigest() == split.sha256

@@ -18,7 +18,7 @@ from caltech.training import tblog
 from caltech.utils import UserError
 from conftest import grid_flags
 
-COLUMNS = [*recipe.RECIPE, "num_classes"]
+COLUMNS = [*recipe.RECIPE, "num_classes", "split_sha256"]
 METRICS = {"hparam/best_val_acc": "best_val_acc", "hparam/test_acc": "test_acc",
            "hparam/test_mean_class_acc": "test_mean_class_acc", "hparam/epochs_run": "epochs_run"}
 
@@ -57,8 +57,8 @@ def test_grid_writes_the_recipe_columns_and_the_declared_metrics(tiny_split, tmp
     assert len(runs) == 2
 
     root = experiment_in(tmp_path / "runs")  # beside the run folders: TensorBoard's run "."
-    assert [h.name for h in root.hparam_infos] == COLUMNS  # the recipe's order, then num_classes
-    assert [h.name for h in root.hparam_infos if h.differs] == list(tblog.LEAD)
+    assert [h.name for h in root.hparam_infos] == COLUMNS  # the recipe's order, then num_classes and the split
+    assert [h.name for h in root.hparam_infos if h.differs] == ["epochs"]  # what varies among the runs
     types = {h.name: h.type for h in root.hparam_infos}
     assert (types["epochs"], types["scratch"], types["model"]) == (
         api_pb2.DATA_TYPE_FLOAT64, api_pb2.DATA_TYPE_BOOL, api_pb2.DATA_TYPE_STRING)
@@ -78,10 +78,11 @@ def test_grid_writes_the_recipe_columns_and_the_declared_metrics(tiny_split, tmp
         end = metadata.parse_session_end_info_plugin_data(plugin_content(run, metadata.SESSION_END_INFO_TAG))
         assert end.status == api_pb2.STATUS_SUCCESS
 
-    # what the dashboard gets: the lead first (TensorBoard 2.15+ sorts it by name), the metrics in order
+    # what the dashboard gets: what varies first (TensorBoard 2.15+ sorts by the flag, then by name), the metrics
+    # in order
     experiment, groups = dashboard(tmp_path / "runs")
     shown = [h.name for h in experiment.hparam_infos]
-    assert set(shown[:len(tblog.LEAD)]) == set(tblog.LEAD) and sorted(shown) == sorted(COLUMNS)
+    assert shown[0] == "epochs" and sorted(shown) == sorted(COLUMNS)
     assert [m.display_name for m in experiment.metric_infos] == list(tblog.HPARAM_METRICS)
     assert sorted(g.name for g in groups) == [run.name for run in runs]  # one row per run, named after it
     for group in groups:
@@ -135,3 +136,16 @@ def test_a_root_holding_the_experiment_summary_is_not_taken_for_a_run(tmp_path):
     assert check_run_folder(tmp_path / "runs" / "a_run", "--compare") == tmp_path / "runs" / "a_run"
     with pytest.raises(UserError, match="not a TensorBoard root"):
         check_run_folder(tmp_path / "runs", "--compare")
+
+
+def test_the_experiment_summary_flags_what_varies_among_the_runs(tiny_split, tmp_path):
+    """A grid over label smoothing ticks label_smoothing, not the fixed LEAD; a single run, the LEAD."""
+    grid_search.main(grid_search.get_args_parser().parse_args(grid_flags(
+        tmp_path / "g", tiny_split.root, "--lr-base", 1e-4, "--label-smoothing", 0, 0.1)))
+    root = experiment_in(tmp_path / "g" / "runs")
+    assert [h.name for h in root.hparam_infos if h.differs] == ["label_smoothing"]
+    assert "split_sha256" in [h.name for h in root.hparam_infos]
+    grid_search.main(grid_search.get_args_parser().parse_args(grid_flags(tmp_path / "one", tiny_split.root,
+                                                                         "--lr-base", 1e-4)))
+    alone = experiment_in(tmp_path / "one" / "runs")
+    assert [h.name for h in alone.hparam_infos if h.differs] == list(tblog.LEAD)  # nothing varies yet

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..utils import derive_seed
+from ..utils import UserError, derive_seed
 from . import cache
-from .images import open_rgb
+from .images import UNREADABLE, open_rgb
 from .transforms import MEAN, STD, BatchTransform, auto_augment_policy, eval_preset, resize_sizes, train_preset
 
 
@@ -31,7 +31,10 @@ class ImageList(Dataset):
 
     def __getitem__(self, i):
         path, label = self.samples[i]
-        return self.transform(open_rgb(path)), label
+        try:
+            return self.transform(open_rgb(path)), label
+        except UNREADABLE as e:
+            raise UserError(f"could not decode {path} ({e}); rebuild the split with split_dataset.py") from None
 
 
 class CachedLoader:
@@ -90,9 +93,13 @@ class PILLoader:
         return len(self.loader)
 
     def __iter__(self):
-        for images, labels in self.loader:
-            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-            yield images, labels.to(self.device, non_blocking=True)
+        try:
+            for images, labels in self.loader:
+                images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+                yield images, labels.to(self.device, non_blocking=True)
+        except UserError as e:  # from a worker, its message follows the worker's traceback: keep the sentence
+            raise UserError(str(e).strip().splitlines()[-1].removeprefix(f"{UserError.__module__}.UserError: ")) \
+                from None
 
 
 def eval_side(args):

@@ -5,9 +5,9 @@
 
 Every image is decoded once while splitting; files that do not decode are excluded, warned about
 and listed in `rejected.csv`. The output folder holds `{train,val,test}/<class>/<file>` (hard
-links where possible), `split.csv` (path,class,split; paths relative to the source root) and
-`classes.txt`. `split.csv` depends only on the file list and the arguments, so the same
-arguments give a byte-identical file.
+links where possible), `split.csv` (path,class,split,sha256: paths relative to the source root, each
+file's content hash) and `classes.txt`. `split.csv` depends only on the files and the arguments, so the
+same files and arguments give a byte-identical file, and its SHA-256 is the split's fingerprint.
 """
 import csv
 import hashlib
@@ -27,8 +27,9 @@ from tqdm import tqdm
 from ..layout import DEFAULT_SPLIT
 from ..recipe import SEED
 from ..utils import UserError
-from .images import FORMATS, check_image
+from .images import FORMATS, check_image, file_sha256
 
+MANIFEST = ["path", "class", "split", "sha256"]  # split.csv's columns: the file, its class and split, its content
 TRAIN_PER_CLASS, VAL_PER_CLASS = 30, 6  # the published protocol: 30 training images per class, 6 of them for val
 
 SPLITS = ("train", "val", "test")
@@ -79,15 +80,18 @@ def scan(root, include_background=False):
 
 
 def verify(root, rel_paths, workers):
-    """Decode every image (in parallel when worth it); return {relative path: reason} for the bad ones."""
+    """Decode every image (in parallel when worth it); return ({relative path: reason} for the bad ones,
+    {relative path: SHA-256} for the good ones)."""
     paths = [Path(root) / p for p in rel_paths]
     bar = dict(total=len(paths), desc="checking images", unit="img", leave=False, disable=None)
     if workers > 1 and len(paths) >= PARALLEL_THRESHOLD:
         with ProcessPoolExecutor(workers) as pool:
-            reasons = list(tqdm(pool.map(check_image, paths, chunksize=64), **bar))
+            checked = list(tqdm(pool.map(check_image, paths, chunksize=64), **bar))
     else:
-        reasons = [check_image(p) for p in tqdm(paths, **bar)]
-    return {rel: r for rel, r in zip(rel_paths, reasons, strict=True) if r is not None}
+        checked = [check_image(p) for p in tqdm(paths, **bar)]
+    results = dict(zip(rel_paths, checked, strict=True))
+    return ({rel: reason for rel, (reason, _) in results.items() if reason is not None},
+            {rel: digest for rel, (_, digest) in results.items() if digest is not None})
 
 
 def assign(files_by_class, seed, train_per_class, val_per_class):
@@ -133,7 +137,7 @@ def write_split(root, out, rows, rejected, settings):
     tmp.chmod(0o755)  # mkdtemp makes it private; the split is ordinary data
     try:
         link = True
-        for rel, name, split in rows:
+        for rel, name, split, _ in rows:
             dest = tmp / split / name / Path(rel).name
             dest.parent.mkdir(parents=True, exist_ok=True)
             if link:
@@ -143,8 +147,8 @@ def write_split(root, out, rows, rejected, settings):
                 except OSError:  # another filesystem, or links not allowed: copy instead
                     link = False
             shutil.copyfile(root / rel, dest)
-        classes = sorted({name for _, name, _ in rows})
-        (tmp / "split.csv").write_text(_csv_text(["path", "class", "split"], rows))
+        classes = sorted({row[1] for row in rows})
+        (tmp / "split.csv").write_text(_csv_text(MANIFEST, rows))
         (tmp / "classes.txt").write_text("".join(c + "\n" for c in classes))
         (tmp / "rejected.csv").write_text(_csv_text(["path", "reason"], rejected))
         (tmp / "split.json").write_text(json.dumps(settings, indent=2) + "\n")
@@ -179,15 +183,16 @@ def build_split(root, out, seed=SEED, train_per_class=TRAIN_PER_CLASS, val_per_c
     if len(by_class) < 2:
         raise UserError(f"{root} has {len(by_class)} class folder ({', '.join(by_class)}); a classifier needs at "
                         "least 2")
-    bad = verify(root, [p for files in by_class.values() for p in files], workers or os.cpu_count() or 1)
+    bad, digests = verify(root, [p for files in by_class.values() for p in files], workers or os.cpu_count() or 1)
     for rel, reason in sorted(bad.items()):
         print(f"warning: excluded {rel}: {reason}", file=sys.stderr)
     usable = {name: [p for p in files if p not in bad] for name, files in by_class.items()}
     rows, skipped = assign(usable, seed, train_per_class, val_per_class)
+    rows = [(*row, digests[row[0]]) for row in rows]  # each image's content, as split.csv records it
     for name, n in sorted(skipped.items()):
         print(f"warning: skipped class {name}: {n} usable images, fewer than "
               f"--train-per-class + 1 = {train_per_class + 1}", file=sys.stderr)
-    kept = len({name for _, name, _ in rows})
+    kept = len({row[1] for row in rows})
     if kept < 2:
         raise UserError(f"{kept or 'no'} class in {root} has enough usable images ({train_per_class + 1}) to split; "
                         "a classifier needs at least 2")
@@ -205,16 +210,32 @@ class Split:
     root: Path
     classes: list
     samples: dict  # split -> [(absolute path, label)]
-    manifest: bytes  # split.csv's bytes: what the cache key hashes
+    manifest: bytes  # split.csv's bytes
+    contents: tuple = ()  # each file's SHA-256, for a split.csv written before it recorded them
 
     @property
     def sha256(self):
-        """The split's fingerprint, recorded with every run and results row: another split, another identity."""
-        return hashlib.sha256(self.manifest).hexdigest()
+        """The split's fingerprint, recorded with every run and results row and keying the cache: its file list
+        and every file's content (split.csv holds both; an older one's files are hashed as read)."""
+        return hashlib.sha256(self.manifest + "".join(self.contents).encode()).hexdigest()
+
+    @property
+    def listing_sha256(self):
+        """The fingerprint runs recorded before it covered the content: the SHA-256 of the file list alone
+        (path,class,split), accepted for their checkpoints without a check of the pixels."""
+        rows = csv.reader(io.StringIO(self.manifest.decode()))
+        return hashlib.sha256(_csv_text(next(rows)[:3], [row[:3] for row in rows]).encode()).hexdigest()
+
+    def describes(self, fingerprint):
+        """Whether a run's recorded split fingerprint is this split's: its content, or, for a run recorded before
+        fingerprints covered the content, its file list."""
+        return fingerprint in (self.sha256, self.listing_sha256)
 
 
 def read_split(data_dir):
-    """Read a split folder written by build_split, checking that every listed file is there."""
+    """Read a split folder written by build_split, checking that every listed file is there and, where split.csv
+    records it, that its content is still the one the split was made from (0.2 s for Caltech-101's 9,144 files,
+    once in the page cache)."""
     data_dir = Path(data_dir)
     if not _is_split_dir(data_dir) or not (data_dir / "classes.txt").is_file():
         raise UserError(f"{data_dir} is not a split folder (no split.csv / classes.txt); "
@@ -222,15 +243,26 @@ def read_split(data_dir):
     classes = (data_dir / "classes.txt").read_text().splitlines()
     index = {c: i for i, c in enumerate(classes)}
     manifest = (data_dir / "split.csv").read_bytes()
-    samples = {s: [] for s in SPLITS}
-    for row in csv.DictReader(io.StringIO(manifest.decode())):
-        path = data_dir / row["split"] / row["class"] / Path(row["path"]).name
-        samples[row["split"]].append((path, index[row["class"]]))
-    missing = [p for rows in samples.values() for p, _ in rows if not p.is_file()]
+    samples, recorded = {s: [] for s in SPLITS}, []
+    try:
+        for row in csv.DictReader(io.StringIO(manifest.decode())):
+            path = data_dir / row["split"] / row["class"] / Path(row["path"]).name
+            samples[row["split"]].append((path, index[row["class"]]))
+            recorded.append((path, row.get("sha256")))
+    except (KeyError, TypeError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{data_dir / 'split.csv'} is damaged ({type(e).__name__}: {e}); rebuild the split with "
+                        "split_dataset.py") from None
+    missing = [p for p, _ in recorded if not p.is_file()]
     if missing:
         raise UserError(f"{len(missing)} files listed in {data_dir / 'split.csv'} are missing "
                         f"(first: {missing[0]}); rebuild the split with split_dataset.py")
-    return Split(data_dir, classes, samples, manifest)
+    found = [file_sha256(p) for p, _ in recorded]
+    changed = [p for (p, digest), now in zip(recorded, found, strict=True) if digest and digest != now]
+    if changed:
+        raise UserError(f"{len(changed)} files of {data_dir} changed since split_dataset.py made it (first: "
+                        f"{changed[0]}); rebuild the split with split_dataset.py")
+    older = not any(digest for _, digest in recorded)  # a split.csv without the sha256 column
+    return Split(data_dir, classes, samples, manifest, tuple(found) if older else ())
 
 
 def ensure_split(data_dir, default_dir=DEFAULT_SPLIT, source=None):

@@ -8,6 +8,8 @@ atomically under a lock. grid_search.py adds rows; report.py reads them, or the 
 Cells are the strings written (1e-05 stays 1e-05): a grid rewrites rows exactly as it read them.
 """
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,6 @@ import pandas as pd
 from filelock import FileLock
 
 from ..names import ACCURACIES as ACCURACY_KEYS
-from ..names import ACCURACY_COLUMNS as ACCURACIES
 from ..names import FINAL
 from ..utils import UserError, atomic_write_text
 
@@ -93,9 +94,55 @@ def read_frame(path):
         return pd.DataFrame()
 
 
+# the numbers of a row, by column: a cell that is not one is a damaged file (empty only where `optional`)
+NUMBERS = {"Experiment": int, "Epochs": int, "LR_FC": float, "LR_Base": float, "Best_Val_Acc": float,
+           "Test_Acc": float, "Test_Mean_Class_Acc": float, "Seed": int, "Train_Seconds": float, "Epochs_Run": int}
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_rows(frame, path):
+    """Refuse, in one sentence naming the row (as a line of the file) and the column, a results file that is
+    not whole: a required column missing, a number that is not one, a Settings cell that is not a JSON object,
+    a Split_SHA256 that is not a SHA-256, the same run (Settings and split) in two rows."""
+    ours = "Seed" in frame and "Scratch" in frame
+    missing = [c for c in (COLUMNS if ours else PUBLISHED) if c not in frame and c not in LATER]
+    if missing:
+        raise UserError(f"{path} lacks the column(s) {', '.join(missing)}, which every results file of "
+                        "grid_search.py has: it was edited or is not one; pass another --results")
+    seen = {}
+    for line, row in enumerate(frame.to_dict("records"), 2):
+        for column, kind in NUMBERS.items():
+            cell = row.get(column, "")
+            if column in frame and not (cell == "" and column in LATER):  # an older row's: unknown
+                try:
+                    value = kind(cell)
+                except (TypeError, ValueError):
+                    raise UserError(f"{path}, line {line}: {column} holds a non-numeric value, {cell!r}") from None
+                if kind is float and not math.isfinite(value):
+                    raise UserError(f"{path}, line {line}: {column} holds a non-numeric value, {cell!r}")
+        settings, split = row.get("Settings", ""), row.get("Split_SHA256", "")
+        if settings and not isinstance(_json(settings), dict):
+            raise UserError(f"{path}, line {line}: its Settings cell is not the JSON of a run's settings (the file was "
+                            "edited or damaged)")
+        if split and not SHA256.fullmatch(split):
+            raise UserError(f"{path}, line {line}: its Split_SHA256 {split!r} is not a SHA-256")
+        key = row_key(row)
+        if key is not None and key in seen:
+            raise UserError(f"{path}, lines {seen[key]} and {line} hold the same run (the same Settings and "
+                            "Split_SHA256); remove one of them")
+        seen[key] = line
+
+
+def _json(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def read_rows(path):
-    """A grid's rows so far (dicts of strings, as written) of a results CSV of ours; [] when it does not exist
-    or is empty. Any other file is refused: a grid would rewrite it with its own rows."""
+    """A grid's rows so far (dicts of strings, as written) of a results CSV of ours, checked (check_rows); []
+    when it does not exist or is empty. Any other file is refused: a grid would rewrite it with its own rows."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return []
@@ -106,12 +153,13 @@ def read_rows(path):
     if not {"Seed", "Scratch", "Run"} <= set(frame.columns):  # the published CSV, or no CSV at all
         raise UserError(f"--results {path} is not a results file of grid_search.py (no Seed, Scratch and Run "
                         "columns); pass another --results, a new file or one this script wrote")
+    check_rows(frame, path)
     return frame.to_dict("records")
 
 
 def read_results(path):
-    """Our results CSV or the published one, for a report: it must exist, and is checked enough that later
-    steps cannot fail on it."""
+    """Our results CSV or the published one, for a report: it must exist, and is checked (check_rows) so that
+    later steps cannot fail on it."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"--results {path} is a folder; pass the grid's results CSV file")
@@ -121,19 +169,10 @@ def read_results(path):
         frame = read_frame(path)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
         raise UserError(f"results file {path} could not be read ({type(e).__name__})") from None
-    ours = "Seed" in frame and "Scratch" in frame
-    missing = [c for c in (COLUMNS if ours else PUBLISHED) if c not in frame and c not in LATER]
-    if missing:
-        raise UserError(f"{path} lacks the column(s) {', '.join(missing)}, so it is not a grid_search_results.csv")
+    check_rows(frame, path)
     if frame.empty:
         raise UserError(f"{path} has no runs in it yet")
-    try:
-        frame.astype({"Experiment": int, "Epochs": int, "LR_FC": float, "LR_Base": float,
-                      **{c: float for c in ACCURACIES if c in frame}})
-        column(frame, "Seed", "").replace("", "0").astype(int)
-    except (TypeError, ValueError):
-        raise UserError(f"{path} has a short row or a non-numeric value where a number belongs") from None
-    return Results(path, frame, frame.to_dict("records"), ours)
+    return Results(path, frame, frame.to_dict("records"), "Seed" in frame and "Scratch" in frame)
 
 
 # ---- writing ----

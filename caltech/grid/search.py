@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import recipe
 from ..cli import check, flag
 from ..data.split import ensure_split
+from ..disk import check_file
 from ..layout import chosen_path, run_paths
 from ..recipe import OPTIONS, Range
 from ..training import checkpoint, fit
@@ -43,8 +44,7 @@ def check_grid_args(args):
             raise UserError(f"{flag(key)} lists {shown} twice; give each value once")
     for key in ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures"):
         check(key, getattr(args, key), LIMITS[key])
-    if Path(args.results).is_dir():
-        raise UserError(f"--results {args.results} is a folder; pass a CSV file name")
+    check_file("--results", args.results)  # before the first run, not after the last
 
 
 def run_args(args, settings):

@@ -4,6 +4,7 @@ import pandas as pd
 from ..names import ACCURACIES, FINAL
 from ..text import fixed_width
 from .results import epochs_run, row_settings
+from .trials import apart
 
 
 def console_grid_table(rows, best, settings=()):
@@ -19,11 +20,14 @@ def console_grid_table(rows, best, settings=()):
 
 
 def console_seed_table(stats):
-    """grid_search.py's mean +- sample std per configuration over its seeds, in %."""
+    """grid_search.py's mean +- sample std per configuration over its seeds, in %, with a column for each setting
+    that tells the configurations apart (trials.apart)."""
     frame = pd.DataFrame({
         **{label: [e[k] for e in stats]
-           for label, k in (("Exp", "Experiment"), ("Epochs", "Epochs"), ("LR_FC", "LR_FC"), ("LR_Base", "LR_Base"),
-                            ("Seeds", "n"))},
+           for label, k in (("Exp", "Experiment"), ("Epochs", "Epochs"), ("LR_FC", "LR_FC"), ("LR_Base", "LR_Base"))},
+        **{key: [e["Split"][:8] if key == "Split" else e["Settings"].get(key, "") for e in stats]
+           for key in apart(stats)},
+        "Seeds": [e["n"] for e in stats],
         **{FINAL[k].short + (" (mean +- std)" if i == 0 else ""):
            [f"{100 * e[FINAL[k].column][0]:.2f} +- {100 * e[FINAL[k].column][1]:.2f}" for e in stats]
            for i, k in enumerate(ACCURACIES)}})

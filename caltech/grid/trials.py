@@ -20,7 +20,7 @@ from .. import names
 from ..layout import run_paths
 from ..names import ACCURACY_COLUMNS as ACCURACIES
 from ..recipe import AXES, RECIPE, identity
-from ..utils import atomic_path
+from ..utils import UserError, atomic_path
 from .results import remove_rows, row_settings
 
 
@@ -101,8 +101,9 @@ def forget(path, trials, logdir, ckpt_dir):
         shutil.rmtree(paths.ckpt_dir, ignore_errors=True)
 
 
-# a configuration: a row but for its seed (_recipe: its Settings without the seed, empty in older files)
-CONFIG = ["Epochs", "LR_FC", "LR_Base", "Scratch", "Recipe", "_recipe"]
+# a configuration: a row but for its seed (_recipe: its Settings without the seed, empty in older files; _split: its
+# Split_SHA256): seeds on another split are another configuration, never pooled
+CONFIG = ["Epochs", "LR_FC", "LR_Base", "Scratch", "Recipe", "_recipe", "_split"]
 
 
 def by_config(rows):
@@ -111,6 +112,7 @@ def by_config(rows):
     The published CSV has no Scratch column (all its grid runs fine-tune) and older ones no Recipe."""
     frame = pd.DataFrame(rows).assign(_row=range(len(rows)))
     frame["_recipe"] = [json.dumps({k: v for k, v in row_settings(r).items() if k != "seed"}) for r in rows]
+    frame["_split"] = [r.get("Split_SHA256") or "" for r in rows]
     for col, default in (("Scratch", "False"), ("Recipe", "")):
         frame[col] = frame[col].fillna(default) if col in frame else default
     frame[["Epochs", "Experiment"]] = frame[["Epochs", "Experiment"]].astype(int)
@@ -145,12 +147,26 @@ def seed_stats(rows):
     stats = stats.fillna({f"{c} std": 0.0 for c in ACCURACIES}).sort_values("Experiment", kind="stable")
     return [{"Experiment": int(e["Experiment"]), "Epochs": int(e["Epochs"]), "LR_FC": e["LR_FC"],
              "LR_Base": e["LR_Base"], "Scratch": e["Scratch"], "n": int(e["n"]),
+             "Settings": json.loads(e["_recipe"]), "Split": e["_split"],
              **{c: (e[f"{c} mean"], e[f"{c} std"]) for c in ACCURACIES}} for e in stats.to_dict("records")]
 
 
+def apart(stats):
+    """What tells seed_stats' configurations apart beside their epochs, rates and mode: the settings whose values
+    differ among them, and 'Split' when they come from two or more splits."""
+    keys = list(dict.fromkeys(k for e in stats for k in e["Settings"]))
+    shown = [k for k in keys if k not in ("epochs", "lr_fc", "lr_base", "scratch")
+             and len({json.dumps(e["Settings"].get(k)) for e in stats}) > 1]
+    return shown + (["Split"] if len({e["Split"] for e in stats}) > 1 else [])
+
+
 def copy_best(row, ckpt_dir, dest):
-    """Copy the chosen run's best.pth (in ckpt_dir) to `dest`, atomically; returns `dest`."""
-    dest = Path(dest)
+    """Copy the chosen run's best.pth (in ckpt_dir) to `dest`, atomically; returns `dest`. A run whose best.pth is
+    gone (its row reused, its folder deleted) is a UserError: its row stands, but there is nothing to copy."""
+    dest, source = Path(dest), run_paths(row["Run"], ckpt_dir).best
+    if not source.is_file():
+        raise UserError(f"run {row['Run']}, chosen on validation, has no {source} (its folder was deleted?), so it "
+                        f"cannot be copied to {dest}; restore the folder, or train the grid again with --fresh")
     with atomic_path(dest) as tmp:
-        shutil.copyfile(run_paths(row["Run"], ckpt_dir).best, tmp)
+        shutil.copyfile(source, tmp)
     return dest

@@ -39,6 +39,7 @@ from .markdown import (
 from .runs import Logs, Run, check_run_folder, locate, read_hparams, read_run_folders
 
 BUDGET_FIGURE = "fig9_accuracy_vs_epochs.png"
+FIGURES = "fig[1-9]_*.png"  # the names of every figure a report draws: what it removes of an earlier report
 
 
 def parse_compare(value):
@@ -89,7 +90,9 @@ def comparison(chosen, catalogue, styles, compare, out, logs, runs_dir):
     if not compare and not (finetuned and scratch):
         what = ('from-scratch run in {} (a folder named scratch*, or whose hparams.json has "scratch": true)'
                 if finetuned else "fine-tuned run in {}")
-        warn(f"no {what.format(runs_dir)} and no --compare run; figures 4-6 (fine-tuned vs from scratch) not written")
+        # nothing is wrong: these runs have nothing to be compared with (a newcomer's from-scratch run, say)
+        print(f"note: figures 4-6 set fine-tuned runs against runs from scratch; there is no {what.format(runs_dir)} "
+              "and no --compare run, so they are not drawn")
         return []
     groups = ([[finetuned]] if finetuned else []) + [runs for _, runs in scratch]
     texts = catalogue.labels(groups, keep=("mode", "lr"))
@@ -170,7 +173,10 @@ def write_report(runs_dir, results_path, out, epochs=None, eval_dir=None, compar
     text = results_markdown(intro(results, found, runs_dir, notes),
                             sections(results, listed, found, catalogue, chosen, epochs, runs_dir), figures)
     atomic_write_text(out / "RESULTS.md", text)
-    return [path for path, _ in figures] + [out / "RESULTS.md"]
+    written = [path for path, _ in figures] + [out / "RESULTS.md"]
+    for stale in set(out.glob(FIGURES)) - set(written):  # an earlier report's figure that this one did not draw
+        stale.unlink()
+    return written
 
 
 def sections(results, listed, found, catalogue, chosen, epochs, runs_dir):
@@ -191,8 +197,9 @@ def sections(results, listed, found, catalogue, chosen, epochs, runs_dir):
                                                             if r.row is not None}), sentence(listed)]))
         stats = seed_stats(results.rows) if results.ours else []
         if any(e["n"] > 1 for e in stats):
-            blocks.append(("Seed variation", ["Per configuration: mean ± sample standard deviation over its seeds.",
-                                              seed_table(stats)]))
+            blocks.append(("Seed variation", [
+                "Per configuration (its settings and split): mean ± sample standard deviation over its seeds.",
+                seed_table(stats)]))
     if found:
         entries = [(marks.get(r, ""), r.folder.name, "scratch" if catalogue.scratch(r) else "fine-tuned",
                     settings_text(catalogue.parts[r]), catalogue.settings[r].get("seed"), r.metrics)
@@ -202,12 +209,16 @@ def sections(results, listed, found, catalogue, chosen, epochs, runs_dir):
             "name); accuracies: from its metrics.json ('-': none found, a run still training or one that crashed).",
             runs_table(entries), sentence(found)]))
         measured = [r for r in found if has_metrics(r)]
-        stats = seed_stats(folder_rows(measured, catalogue)) if measured else []
+        rows = folder_rows(measured, catalogue)
+        stats = seed_stats(rows) if measured else []
         if any(e["n"] > 1 for e in stats):
-            groups = [runs for _, runs in catalogue.configurations(measured)]
-            names = dict(enumerate(catalogue.labels(groups, keep=("mode", "lr")), 1))
+            groups = {}  # folder_rows' configurations (settings and split), by their number
+            for run, row in zip(measured, rows, strict=True):
+                groups.setdefault(row["Experiment"], []).append(run)
+            names = dict(zip(groups, catalogue.labels(list(groups.values()), keep=("mode", "lr")), strict=True))
             blocks.append(("Seed variation" + (" of the other runs" if results else ""), [
-                "Per configuration: mean ± sample standard deviation over its seeds.", seed_table(stats, names)]))
+                "Per configuration (its settings and split): mean ± sample standard deviation over its seeds.",
+                seed_table(stats, names)]))
     table = reproduce.reproduction(published_records(results, listed, found, catalogue))
     if table is not None:
         blocks.append(("Reproduction of the published grid", [reproduction_sentence(table), reproduction_table(table)]))

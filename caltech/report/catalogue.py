@@ -9,8 +9,9 @@ import math
 from dataclasses import dataclass
 
 from .. import names, recipe
-from ..grid.results import ACCURACIES, row_settings
+from ..grid.results import row_settings
 from ..grid.trials import choose_best
+from ..names import ACCURACY_COLUMNS as ACCURACIES
 from ..names import parse_run_name, tag_words
 from ..utils import UserError, warn
 from . import labels
@@ -97,9 +98,10 @@ def folder_rows(runs, catalogue):
     configuration, which also stands in the Recipe column so that the grid groups the runs by it alone."""
     numbers, rows = {}, []
     for run in runs:
-        n = numbers.setdefault(catalogue.key(run), len(numbers) + 1)
+        split = run.hparams.get("split_sha256") or ""  # seeds on another split are another configuration
+        n = numbers.setdefault((catalogue.key(run), split), len(numbers) + 1)
         rows.append({"Experiment": n, "Epochs": 0, "LR_FC": 0.0, "LR_Base": 0.0, "Scratch": "", "Recipe": str(n),
-                     "Seed": catalogue.settings[run].get("seed", ""),
+                     "Seed": catalogue.settings[run].get("seed", ""), "Split_SHA256": split,
                      **{c: run.metrics[k] for c, k in METRIC_KEYS.items()}})
     return rows
 

@@ -2,6 +2,7 @@
 (figures 1-6), evaluate.py's tables as figures 7-8, and the runs' final accuracies against the epochs they
 were given (figure 9). Accuracies are drawn in percent.
 """
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -35,9 +36,18 @@ BUDGET_METRICS = {FINAL[key].column: (FINAL[key].label, style, marker) for key, 
 
 
 def save_figure(fig, path):
-    with atomic_path(path) as tmp:
+    """Write `fig` as a PNG, atomically; characters the font lacks (class names in another script) are one
+    warning line, not matplotlib's one per glyph."""
+    with atomic_path(path) as tmp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
+    missing = {str(w.message) for w in caught if "missing from" in str(w.message)}
+    if missing:
+        warn(f"{path.name}: {len(missing)} character(s) of its labels are not in the figure's font and show as "
+             "boxes (class names in another script)")
+    for other in (w for w in caught if "missing from" not in str(w.message)):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
 
 
 # ---- learning curves: figures 1-6 ----

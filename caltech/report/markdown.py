@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..grid.results import ACCURACIES, column
+from ..grid.results import column
+from ..grid.trials import apart
+from ..names import ACCURACY_COLUMNS as ACCURACIES
 from ..names import FINAL
 from ..recipe import SETTINGS
 from ..text import markdown
@@ -78,17 +80,26 @@ def runs_table(entries):
 def seed_table(stats, labels=None):
     """grid.seed_stats as mean +- sample std in percent (a single seed has no std); with `labels` (one per
     configuration, for runs without experiment numbers) a Configuration column instead of the grid's."""
+    shown = apart(stats)  # the columns that tell the configurations apart
     stats = pd.DataFrame(stats)
     if labels is None:
         stats = stats.sort_values(["Scratch", "Experiment"], kind="stable",
                                   key=lambda c: c == "True" if c.name == "Scratch" else c)  # as grid_table
-        frame = stats[["Experiment", "Epochs", "LR_FC", "LR_Base", "Scratch", "n"]].rename(columns={"n": "Seeds"})
+        frame = stats[["Experiment", "Epochs", "LR_FC", "LR_Base", "Scratch"]].copy()
         for c in ("LR_FC", "LR_Base"):
             frame[c] = frame[c].map("{:g}".format)
-        align = ["r"] * 4 + ["l", "r"]
+        align = ["r"] * 4 + ["l"]
     else:
-        frame = pd.DataFrame({"Configuration": [labels[e] for e in stats["Experiment"]], "Seeds": stats["n"]})
-        align = ["l", "r"]
+        frame = pd.DataFrame({"Configuration": [labels[e] for e in stats["Experiment"]]})
+        align = ["l"]
+        shown = [k for k in shown if k == "Split"]  # the labels name the settings
+    for key in shown:
+        frame[key] = [split[:SHORT_HASH] for split in stats["Split"]] if key == "Split" else \
+            [json.dumps(s.get(key, "")) if isinstance(s.get(key), (dict, list)) else s.get(key, "") for s in
+             stats["Settings"]]
+        align.append("l")
+    frame["Seeds"] = stats["n"].to_numpy()
+    align.append("r")
     for c in ACCURACIES:
         mean, std = (100 * stats[c].str[i] for i in (0, 1))
         frame[f"{c} (%) mean ± std"] = mean.map("{:.2f}".format) + (" ± " + std.map("{:.2f}".format)).where(
@@ -141,11 +152,15 @@ def eval_sentence(eval_dir, model, found):
     how = f", found {found}" if found else ""
     text = f"Figures 7-8{of} are drawn from the tables of `evaluate.py --out {eval_dir}`{how}"
     try:
-        acc, mean_class, top5, n, split = eval_metrics(json.loads((Path(eval_dir) / "metrics.json").read_text()))
+        recorded = json.loads((Path(eval_dir) / "metrics.json").read_text())
+        acc, mean_class, top5, n, split = eval_metrics(recorded)
         text += (f": accuracy {100 * acc:.2f}, mean per-class {100 * mean_class:.2f}, "
                  f"top-5 {100 * top5:.2f} on {n} {split} images")
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return text + "."
+    if recorded.get("other_split") is True:
+        text += (", **on a split other than the one the model was trained on** (`--allow-other-split`): its "
+                 f"{split} images may include images it was trained or validated on")
     return text + "."
 
 

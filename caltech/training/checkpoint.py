@@ -17,7 +17,7 @@ import torch
 
 from .. import recipe
 from ..data.transforms import MEAN, STD
-from ..layout import CKPT_DIR, run_paths
+from ..layout import CHOSEN, CKPT_DIR, run_paths
 from ..utils import UserError, atomic_path
 
 FORMAT = "caltech101-resnet18/1"  # kept for every --model: the dict's layout, not the network, is the format
@@ -46,8 +46,9 @@ def resolve(name, ckpt_dir=CKPT_DIR):
     if not path.is_file() and len(path.parts) == 1 and (Path(ckpt_dir) / path).is_file():
         return Path(ckpt_dir) / path
     if not path.is_file():
-        raise UserError(f"checkpoint {name} not found (looked for it as a file and in {ckpt_dir}/); "
-                        "train one with train.py or grid_search.py")
+        raise UserError(f"checkpoint {name} not found (looked for it as a file and in {ckpt_dir}/); grid_search.py "
+                        f"writes {Path(ckpt_dir) / CHOSEN[False]} (its choice on validation, {CHOSEN[True]} from "
+                        f"scratch), a train.py run {Path(ckpt_dir) / 'RUN' / 'best.pth'}: pass that as --ckpt")
     return path
 
 

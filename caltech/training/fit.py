@@ -15,8 +15,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data.loaders import build_loader
 from ..data.split import ensure_split
+from ..disk import check_folder
 from ..layout import cache_dir, run_paths
-from ..utils import Interrupted, UserError, derive_seed, seed_everything
+from ..utils import Interrupted, UserError, derive_seed, seed_everything, writing_failed
 from . import checkpoint, engine, runtime
 from .losses import build_loss, reported_loss
 from .model import build_model, param_groups
@@ -25,6 +26,7 @@ from .outputs import RunOutput, Tester, patience_ran_out
 from .setup import (
     check_args,
     check_classes,
+    check_room_for,
     default_run_name,
     resolve_model,
     restore_recipe,
@@ -67,7 +69,7 @@ class Trainer:
     """The model, optimiser, schedule, loss and loaders of a run on its Runtime, and the loop state that last.pth
     keeps (epoch, best validation accuracy and epoch, history, seconds)."""
 
-    def __init__(self, args, split, rt, resume=None):
+    def __init__(self, args, split, rt, resume=None, runs=1):
         self.args, self.split, self.rt, self.num_classes = args, split, rt, len(split.classes)
         seed_everything(args.seed)
         self.model = build_model(self.num_classes, pretrained=not args.scratch, weights=args.weights,
@@ -96,6 +98,7 @@ class Trainer:
         self.net = torch.compile(self.model) if args.compile else self.model
         self.criterion = build_loss(args.loss, args.label_smoothing)  # validation and test: unsmoothed
         self.mix = engine.batch_mixer(args.mixup, args.cutmix, self.num_classes)
+        check_room_for(args, split, self.model, runs)  # before the caches are built
         self.train_loader = build_loader(split, "train", args, rt)
         self.val_loader = build_loader(split, "val", args, rt)
 
@@ -155,15 +158,17 @@ def train(args, on_epoch=None, horizons=None, on_horizon=None):
     split = ensure_split(args.data, source=args.source)
     check_classes(split, args.data)
     if resume is not None and (resume["classes"] != split.classes
-                               or resume["hparams"].get("split_sha256", split.sha256) != split.sha256):
+                               or not split.describes(resume["hparams"].get("split_sha256", split.sha256))):
         raise UserError(f"the split {args.data} differs from the one run {args.run_name} was trained on")
     args.device, args.eval_batch_size = str(rt.device), rt.eval_batch_size
     args.cache_dir = args.cache_dir or cache_dir(args.data)
+    if args.loader == "cached":
+        check_folder("--cache-dir", args.cache_dir)
     args.precision, args.split_sha256 = rt.dtype, split.sha256  # for the record: rows and metrics.json carry them
     hparams = {**vars(args), "num_classes": len(split.classes)}
     hparams.pop("resume")
 
-    trainer = Trainer(args, split, rt, resume)
+    trainer = Trainer(args, split, rt, resume, runs=1 + len(horizons))
     state = trainer.state
     print(f"run {args.run_name}: {args.model} {'from scratch' if args.scratch else 'fine-tuned'}, "
           f"{args.image_size} px, {len(split.classes)} classes, "
@@ -177,7 +182,7 @@ def train(args, on_epoch=None, horizons=None, on_horizon=None):
     outputs.append(RunOutput(args, hparams, carrier=True))
     saver = checkpoint.BackgroundSaver()
     saved = state["epoch"]  # epochs whose last.pth is written (or queued): what a Ctrl-C keeps
-    interrupted = metrics = None
+    interrupted = failed = metrics = None
     tester, active = trainer.tester(), []
     try:
         for out in outputs:
@@ -209,15 +214,35 @@ def train(args, on_epoch=None, horizons=None, on_horizon=None):
             active.remove(out)
     except KeyboardInterrupt as e:
         interrupted = e
+    except OSError as e:
+        failed = e
     finally:
         try:
             saver.close()  # a Ctrl-C still leaves the last finished epoch's checkpoints on disk
+        except OSError as e:  # a queued write that failed: the disk filled
+            failed = failed or e
         finally:
+            if failed is not None and not outputs[-1].paths.last.exists():
+                saved = 0  # its first last.pth was the write that failed
             for out in outputs:
                 out.discard() if saved == 0 else out.close()  # nothing finished: no empty run folder is left
     if interrupted is not None:
         raise Interrupted(interruption(args, state, saved), resume=again if saved else None) from interrupted
+    if failed is not None:
+        raise write_failure(failed, args, saved, again) from None
     return metrics
+
+
+def write_failure(error, args, saved, again):
+    """A write that failed mid-run (a full disk, a folder made read-only) as one sentence: what failed, and what is
+    kept (every file is written whole or not at all); an error that is not a failed write is raised as it is."""
+    failed = writing_failed(error)
+    if failed is None:
+        raise error
+    paths = run_paths(args.run_name, args.ckpt_dir, args.logdir)
+    kept = (f"run {args.run_name} keeps the epochs written whole before it in {paths.ckpt_dir}; resume it with: "
+            f"{again}" if saved else f"run {args.run_name} saved nothing and its folders were removed")
+    return UserError(f"{failed}; {kept}")
 
 
 def interruption(args, state, saved):

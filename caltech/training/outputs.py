@@ -18,7 +18,7 @@ from . import checkpoint, engine
 from .losses import reported_loss
 from .tblog import RunLogger
 
-SHOWN = (*recipe.RECIPE, "num_classes")  # what TensorBoard's HParams shows of a run's settings
+SHOWN = (*recipe.RECIPE, "num_classes", "split_sha256")  # what TensorBoard's HParams shows of a run's settings
 
 
 def patience_ran_out(state, patience):

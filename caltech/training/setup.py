@@ -11,9 +11,15 @@ from pathlib import Path
 
 from .. import names, recipe
 from ..cli import check_limits, flag
+from ..data.cache import missing_bytes
+from ..data.transforms import resize_sizes
+from ..disk import check_folder, check_room
+from ..layout import cache_dir
 from ..utils import UserError
 from .model import min_image_size, preprocessing, resolve_weights
 from .optim import is_prefix
+
+LOG_BYTES = 2**20  # a run's TensorBoard events and hparams.json: tens of KB, rounded up
 
 
 def check_args(args):
@@ -34,9 +40,9 @@ def check_args(args):
             raise UserError(f"{flag(key)} {size} is too small for {args.model}: it takes at least {smallest} pixels")
     if args.eval_image_size is not None and args.model.startswith(("vit_", "maxvit_")):
         raise UserError(f"--eval-image-size: {args.model} takes only the size it is built for, --image-size")
-    for key in ("logdir", "ckpt_dir", "cache_dir"):
-        if getattr(args, key, None) and Path(getattr(args, key)).exists() and not Path(getattr(args, key)).is_dir():
-            raise UserError(f"{flag(key)} {getattr(args, key)} is a file, not a folder")
+    for key in ("logdir", "ckpt_dir", "cache_dir"):  # writable folders (or folders that can be made)
+        if getattr(args, key, None):
+            check_folder(flag(key), getattr(args, key))
     if not args.scratch and args.weights and not Path(args.weights).expanduser().is_file():
         raise UserError(f"--weights {args.weights} does not exist")
 
@@ -87,6 +93,21 @@ def resume_command(args):
             words += [flag(key), str(getattr(args, key))]
     words += ["--no-amp"] * (not args.amp) + ["--compile"] * args.compile
     return shlex.join(words)
+
+
+def check_room_for(args, split, model, runs=1):
+    """Refuse a run whose files will not fit: `runs` runs' best.pth and last.pth (the weights; last.pth also the
+    optimizer's state and, with --ema, the trained weights), their logs, and the caches not built yet."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    moments = {"adam": 2, "adamw": 2, "sgd": 1 if args.momentum else 0}[args.optimizer]
+    checkpoints = runs * weights * (2 + moments + (1 if args.ema else 0))
+    needs = {"--ckpt-dir": (args.ckpt_dir, checkpoints), "--logdir": (args.logdir, runs * LOG_BYTES)}
+    if args.loader == "cached":
+        resize, _ = resize_sizes(args.image_size)
+        side = args.eval_image_size or args.image_size
+        needs["--cache-dir"] = (args.cache_dir or cache_dir(args.data),
+                                missing_bytes(args.cache_dir, split, {"train": resize, "val": side, "test": side}))
+    check_room(needs)
 
 
 def check_classes(split, data):

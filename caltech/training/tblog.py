@@ -28,7 +28,7 @@ from ..utils import atomic_path
 # What the experiments vary (the grid: epochs and learning rates; --seeds; the scratch baseline; --model).
 # TensorBoard 2.15+ sorts the columns by the `differs` flag, then by name, and ticks the first five
 # (tensorboard#6500, #6588): these are flagged so they lead. Earlier versions keep the summary's order.
-LEAD = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "model")
+LEAD = ("epochs", "lr_fc", "lr_base", "seed", "scratch", "model")  # flagged while nothing differs: a single run
 EVENT_FILES = "events.out.tfevents.*"  # what makes a folder a TensorBoard run
 EXPERIMENT_FILE = "events.out.tfevents.hparams"  # in the TensorBoard root, beside the run folders
 
@@ -50,14 +50,32 @@ def plugin_summary(tag, **data):
     return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=metadata.NULL_TENSOR)])
 
 
-def experiment_summary(hparams):
-    """The HParams experiment: a column per setting in the order of `hparams`, then the HPARAM_METRICS.
+def varying(root, hparams):
+    """The settings of `hparams` whose values differ among the runs of the TensorBoard root `root` (their
+    hparams.json; this run's is among them): the columns an experiment summary marks `differs`. LEAD when
+    nothing differs yet (a single run)."""
+    seen = {}
+    for path in Path(root).glob("*/hparams.json"):
+        try:
+            other = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(other, dict):
+            for name in hparams:
+                seen.setdefault(name, set()).add(json.dumps(other.get(name), sort_keys=True))
+    differ = [name for name in hparams if len(seen.get(name, ())) > 1]
+    return differ or [name for name in hparams if name in LEAD]
 
-    Built from the names and types alone (no domains but a bool's, no time), so every run of a grid
+
+def experiment_summary(hparams, differ=LEAD):
+    """The HParams experiment: a column per setting in the order of `hparams`, then the HPARAM_METRICS; the
+    settings in `differ` flagged as those that vary.
+
+    Built from the names, types and flags alone (no domains but a bool's, no time), so every run of a grid
     writes the same one."""
     columns = []
     for name, value in hparams.items():
-        info = api_pb2.HParamInfo(name=name, type=value_type(value)[1], differs=name in LEAD)
+        info = api_pb2.HParamInfo(name=name, type=value_type(value)[1], differs=name in differ)
         if isinstance(value, bool):
             info.domain_discrete.extend([False, True])
         columns.append(info)
@@ -67,12 +85,13 @@ def experiment_summary(hparams):
                           experiment=api_pb2.Experiment(hparam_infos=columns, metric_infos=metrics))
 
 
-def write_experiment(root, hparams):
-    """The experiment summary as root/EXPERIMENT_FILE: the same bytes from every run of the same recipe
-    (no wall time), so it is rewritten, atomically, only when the settings change."""
+def write_experiment(root, hparams, differ=LEAD):
+    """The experiment summary as root/EXPERIMENT_FILE: the same bytes from every run of the same recipe and the
+    same varying settings (no wall time), so it is rewritten, atomically, only when those change."""
     buffer = io.BytesIO()
     records = RecordWriter(buffer)
-    for event in (event_pb2.Event(file_version="brain.Event:2"), event_pb2.Event(summary=experiment_summary(hparams))):
+    summary = experiment_summary(hparams, differ)
+    for event in (event_pb2.Event(file_version="brain.Event:2"), event_pb2.Event(summary=summary)):
         records.write(event.SerializeToString())
     path = Path(root) / EXPERIMENT_FILE
     if not path.is_file() or path.read_bytes() != buffer.getvalue():
@@ -106,10 +125,11 @@ class RunLogger:
         """The run's HParams: its session (settings as plain values, a finished status), its final metrics
         and the experiment summary (columns in the order of `hparams`), in the run and in the root."""
         plain = {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in hparams.items()}
+        differ = varying(self.root, plain)  # among the runs beside it, this one included
         writer = self.writer._get_file_writer()
-        for summary in (experiment_summary(plain), *session_summaries(plain)):
+        for summary in (experiment_summary(plain, differ), *session_summaries(plain)):
             writer.add_summary(summary)
-        write_experiment(self.root, plain)
+        write_experiment(self.root, plain, differ)
         for key, tag in HPARAM_METRICS.items():
             self.writer.add_scalar(tag, metrics[key], step)
         self.writer.flush()
