@@ -8,6 +8,7 @@ A write that fails anyway (the disk filled during a run) is one sentence too: ut
 """
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from .utils import UserError
@@ -29,8 +30,18 @@ def check_folder(flag, path):
     base = existing(path)
     if not base.is_dir():
         raise UserError(f"{flag} {path} cannot be created: {base} is a file, not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
+    if not writable(base):
         raise UserError(f"{flag} {path} is not writable ({base} does not let this user write in it)")
+
+
+def writable(folder):
+    """Whether a file can be made in `folder`, tried (permission bits do not tell for root, nor for a read-only
+    file system or an immutable folder)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def check_file(flag, path):

@@ -104,6 +104,8 @@ def test_the_readme_quick_start_runs_verbatim_offline_on_tiny_data(tmp_path):
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{shlex.join(words)} exited {result.returncode}:\n{result.stderr[-3000:]}"
         assert "Traceback" not in result.stderr, result.stderr
+        # a newcomer's first commands warn of nothing they could not help (no fine-tuned run to compare with)
+        assert not [line for line in result.stderr.splitlines() if "warning" in line.lower()], result.stderr
         CHECKS[tool(words)](words, tmp_path, result.stdout, run_name)
 
 
