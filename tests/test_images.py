@@ -113,3 +113,15 @@ def test_predict_looks_for_every_extension_the_split_takes(tmp_path, ext):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / f"x{ext}").touch()
     assert predict.find_images([str(tmp_path / "photos")]) == [tmp_path / "photos" / f"x{ext}"]
+
+
+def test_an_image_over_pils_bomb_limit_is_one_warning_line_of_ours_not_pils(tmp_path, monkeypatch, capsys):
+    import warnings
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # below 48 x 40: every image counts as a bomb
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(path)
+    with warnings.catch_warnings(record=True) as raw:
+        warnings.simplefilter("always")
+        with pytest.raises(Exception, match="exceeds limit"):
+            open_rgb(path)
+    assert not [w for w in raw if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -16,6 +16,7 @@ from PIL import Image
 
 import evaluate
 import grid_search
+import predict
 import report
 import split_dataset
 import train
@@ -152,12 +153,11 @@ def test_an_unwritable_output_folder_of_a_run_is_one_sentence_before_any_work(ti
     with read_only(tmp_path / "locked"):
         flags = {"--logdir": tmp_path / "runs", "--ckpt-dir": tmp_path / "ckpt", "--cache-dir": tmp_path / "cache"}
         flags[where] = tmp_path / "locked" / "sub"
-        argv = ["--data", tiny_split.root, "--scratch", "--epochs", 1, "--image-size", 32, "--device", "cpu",
-                "--model", "tiny_cnn", *(x for pair in flags.items() for x in pair)]
-        proc = run_script("train.py", *argv)
-        assert proc.returncode == 2 and proc.stderr.strip() == \
-            f"error: {where} {tmp_path / 'locked' / 'sub'} is not writable ({tmp_path / 'locked'} does not let " \
-            "this user write in it)"
+        with pytest.raises(UserError) as refused:
+            train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1,
+                                  *(x for pair in flags.items() for x in pair)))
+        assert str(refused.value) == f"{where} {tmp_path / 'locked' / 'sub'} is not writable ({tmp_path / 'locked'} " \
+            "does not let this user write in it)"
         assert not any(p.exists() for p in (tmp_path / "runs", tmp_path / "ckpt", tmp_path / "cache"))
 
 
@@ -167,16 +167,16 @@ def test_every_script_refuses_an_unwritable_output_before_any_work(tiny_split, t
     shutil.copy(tmp_path / "ckpt" / "r" / "best.pth", trained)
     with read_only(tmp_path / "locked") as locked:
         commands = {
-            "grid_search.py": [*grid_flags(tmp_path / "g", tiny_split.root), "--results", locked / "results.csv"],
-            "split_dataset.py": ["--source", tmp_path / "nowhere", "--out", locked / "split"],
-            "evaluate.py": ["--ckpt", trained, "--out", locked / "eval"],
-            "predict.py": [tiny_split.root / "test", "--ckpt", trained, "--out", locked / "p.csv"],
-            "report.py": ["--runs", tmp_path / "runs", "--out", locked / "reports"],
+            grid_search: [*grid_flags(tmp_path / "g", tiny_split.root), "--results", locked / "results.csv"],
+            split_dataset: ["--source", tmp_path / "nowhere", "--out", locked / "split"],
+            evaluate: ["--ckpt", trained, "--out", locked / "eval"],
+            predict: [tiny_split.root / "test", "--ckpt", trained, "--out", locked / "p.csv"],
+            report: ["--runs", tmp_path / "runs", "--out", locked / "reports"],
         }
         for script, argv in commands.items():
-            proc = run_script(script, *argv)
-            assert proc.returncode == 2 and "Traceback" not in proc.stderr, (script, proc.stderr)
-            assert proc.stderr.startswith("error: --") and "is not writable" in proc.stderr, (script, proc.stderr)
+            with pytest.raises(UserError, match=r"^--(results|out) .* is not writable") as refused:
+                script.main(script.get_args_parser().parse_args(list(map(str, argv))))
+            assert str(locked) in str(refused.value), script
     assert not (tmp_path / "g" / "runs").exists()  # the grid trained nothing
 
 
@@ -301,12 +301,14 @@ def test_class_names_the_figure_font_lacks_are_one_warning_not_matplotlibs(tmp_p
     assert len(lines) == 1 and "not in the figure's font" in lines[0]
 
 
-def test_a_value_argparse_refuses_is_one_sentence_without_the_usage_block():
-    for script, argv in (("train.py", ["--epochs", "x"]), ("grid_search.py", ["--optimizer", "rmsprop"]),
-                         ("evaluate.py", ["--split", "train"])):
-        proc = run_script(script, *argv)
-        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert proc.stderr.startswith("error: argument --") and "usage:" not in proc.stderr
+def test_a_value_argparse_refuses_is_one_sentence_without_the_usage_block(capsys):
+    for script, argv in ((train, ["--epochs", "x"]), (grid_search, ["--optimizer", "rmsprop"]),
+                         (evaluate, ["--split", "train"]), (predict, [])):
+        with pytest.raises(SystemExit) as exited:
+            script.get_args_parser().parse_args(argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("error: ") and "usage:" not in err
 
 
 def test_evaluate_without_a_checkpoint_says_where_train_py_and_the_grid_keep_theirs(tmp_path, monkeypatch):
