@@ -28,9 +28,9 @@ declare -A RECIPES=(
 )
 SCREEN=(published adam1e-3 adamw1e-3 adamw2e-3 adamw4e-3 sgd0.1 adamw1e-3_scale0.08 adamw1e-3_trivial
         adamw1e-3_cutmix adamw1e-3_ls0)
-# Stage 4 (issue 30): recipe F and each lever alone on it, 112 px, 60 epochs, seed 107, one grid each (F's row
-# first); the last entries replace F's batch size or weight decay.
-LEVERS=("" "--loss cosine" "--eval-image-size 128" "--ema 0.998" "--dropout 0.3" "--batch-size 16"
+# Stage 4 (issue 30): recipe F and each lever alone on it, 112 px, 60 epochs, seed 107, one grid each ("": F
+# itself, whose 60-epoch run of stage 3 it reproduces); the last entries replace F's batch size or weight decay.
+LEVERS=("--loss cosine" "--eval-image-size 128" "--ema 0.998" "--dropout 0.3" "" "--batch-size 16"
         "--weight-decay 0.02 0.2")
 
 run() {  # run NAME FLAGS...: train, resume, or skip a finished run
