@@ -108,3 +108,17 @@ def test_a_duplicated_row_and_a_missing_column_are_named(tiny_split, tmp_path):
         results.read_rows(path)
     with pytest.raises(UserError, match="lacks the column.s. Train_Seconds"):
         results.read_results(path)
+
+
+def test_a_setting_added_later_is_left_out_of_a_rows_identity_at_its_old_value(tiny_split, tmp_path, capsys):
+    """Rows written before --ema existed record no "ema": a run at its old value (0, off) keeps their identity,
+    so such rows are reused; a run with the average is another row."""
+    grid(tmp_path, tiny_split.root, "--lr-base", 1e-4)
+    (row,) = read_rows(tmp_path / "results.csv")
+    assert not {"ema", "dropout", "eval_image_size", "loss"} & set(json.loads(row["Settings"]))
+    capsys.readouterr()
+    grid(tmp_path, tiny_split.root, "--lr-base", 1e-4, "--ema", 0)
+    assert "grid: 1 runs, 1 already in" in capsys.readouterr().out
+    grid(tmp_path, tiny_split.root, "--lr-base", 1e-4, "--ema", 0.9)
+    rows = read_rows(tmp_path / "results.csv")
+    assert len(rows) == 2 and json.loads(rows[1]["Settings"])["ema"] == 0.9
