@@ -355,6 +355,20 @@ def test_eval_image_size_resizes_validation_test_evaluate_and_predict_not_traini
     assert "_eval40_" in run_name
 
 
+def test_evaluate_resizes_to_another_eval_image_size_when_asked(tiny_split, tmp_path, monkeypatch):
+    train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--epochs", 1, "--run-name", "s"))
+    best = str(tmp_path / "ckpt" / "s" / "best.pth")
+    sides = []
+    real = engine.evaluate
+    monkeypatch.setattr(engine, "evaluate", lambda model, loader, *a, **k: (
+        sides.append(next(iter(loader))[0].shape[-1]), real(model, loader, *a, **k))[1])
+    for extra in ([], ["--eval-image-size", "48"]):
+        evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", best, "--split", "val", *extra]))
+    assert sides == [32, 48]
+    with pytest.raises(UserError, match="--eval-image-size 16 is too small for tiny_cnn"):
+        evaluate.main(evaluate.get_args_parser().parse_args(["--ckpt", best, "--eval-image-size", "16"]))
+
+
 def test_eval_image_size_is_checked_against_the_model(tiny_split, tmp_path):
     with pytest.raises(UserError, match="--eval-image-size 16 is too small for tiny_cnn: it takes at least 32"):
         train.main(train_args(tmp_path, tiny_split.root, "--scratch", "--eval-image-size", 16))

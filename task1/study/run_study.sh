@@ -5,6 +5,7 @@
 #   bash task1/study/run_study.sh seeds RECIPE                        # stage 2: 224 px, seeds 107-109 (a grid)
 #   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 30/60/120 epochs (a grid)
 #   bash task1/study/run_study.sh screen60                            # stage 4: F and each lever alone, 60 epochs
+#   bash task1/study/run_study.sh fixres                              # every best.pth at 112-160 px, val and test
 #   bash task1/study/run_study.sh collect                             # finished runs' records into task1/study/
 # Every run: --scratch, seed 107 unless said, 2 CPU threads, logs in runs/study, checkpoints in checkpoints/study.
 set -euo pipefail
@@ -29,9 +30,10 @@ declare -A RECIPES=(
 SCREEN=(published adam1e-3 adamw1e-3 adamw2e-3 adamw4e-3 sgd0.1 adamw1e-3_scale0.08 adamw1e-3_trivial
         adamw1e-3_cutmix adamw1e-3_ls0)
 # Stage 4 (issue 30): recipe F and each lever alone on it, 112 px, 60 epochs, seed 107, one grid each ("": F
-# itself, whose 60-epoch run of stage 3 it reproduces); the last entries replace F's batch size or weight decay.
-LEVERS=("--loss cosine" "--eval-image-size 128" "--ema 0.998" "--dropout 0.3" "" "--batch-size 16"
-        "--weight-decay 0.02 0.2")
+# itself); the last entries replace F's batch size or weight decay. The evaluation size (FixRes) changes no
+# weight: `fixres` scores every finished run's best.pth at other sizes instead of training again.
+LEVERS=("--loss cosine" "--ema 0.998" "--dropout 0.3" "" "--batch-size 16" "--weight-decay 0.02 0.2")
+SIZES=(112 128 144 160)
 
 run() {  # run NAME FLAGS...: train, resume, or skip a finished run
   local name=$1; shift
@@ -55,6 +57,14 @@ case "${1:-screen}" in
               python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 60 ${RECIPES[adamw1e-3]} $lever \
                 --results task1/study/screen60.csv
             done ;;
+  fixres) for best in checkpoints/study/*/best.pth; do  # validation and test at each size, on the run's split
+            run=$(dirname "$best")
+            for size in "${SIZES[@]}"; do for part in val test; do
+              out=$run/eval_${part}_${size}px.json
+              [[ -f $out ]] || python evaluate.py --ckpt "$best" --split "$part" --eval-image-size "$size" \
+                --device cpu --json "$out" > /dev/null
+            done; done
+          done ;;
   collect)  # events, hparams.json, console log and metrics.json of every finished run (no checkpoint):
     # stage 1 into task1/study/screen/, the grids' runs into task1/study/grids/
     for done in checkpoints/study/*/metrics.json; do
@@ -64,6 +74,7 @@ case "${1:-screen}" in
       cp "runs/study/$name"/events.out.tfevents.* "runs/study/$name/hparams.json" "checkpoints/study/$name/metrics.json" \
          "$dest/"
       [[ -f checkpoints/study/$name/console.log ]] && cp "checkpoints/study/$name/console.log" "$dest/"
+      cp checkpoints/study/"$name"/eval_*px.json "$dest/" 2>/dev/null || true
     done ;;
-  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | screen60 | collect" >&2; exit 2 ;;
+  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | screen60 | fixres | collect" >&2; exit 2 ;;
 esac
