@@ -22,16 +22,18 @@ def existing(path):
     return path
 
 
-def check_folder(flag, path):
-    """Refuse a folder `flag` names that is a file, or that could not be created or written to."""
+def check_folder(flag, path, named=None):
+    """Refuse a folder `flag` names that is a file, or that could not be created or written to; `named`: the file
+    in it that the flag names, if it names a file."""
     path = Path(path)
+    named = path if named is None else Path(named)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path} is a file, not a folder")
+        raise UserError(f"{flag} {named} is a file, not a folder")
     base = existing(path)
     if not base.is_dir():
-        raise UserError(f"{flag} {path} cannot be created: {base} is a file, not a folder")
+        raise UserError(f"{flag} {named} cannot be created: {base} is a file, not a folder")
     if not writable(base):
-        raise UserError(f"{flag} {path} is not writable ({base} does not let this user write in it)")
+        raise UserError(f"{flag} {named} is not writable ({base} does not let this user write in it)")
 
 
 def writable(folder):
@@ -51,7 +53,7 @@ def check_file(flag, path):
         raise UserError(f"{flag} {path} is a folder; pass a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"{flag} {path} is not writable")
-    check_folder(flag, path.parent)
+    check_folder(flag, path.parent, named=path)
 
 
 def megabytes(n):
