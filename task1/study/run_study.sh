@@ -32,7 +32,7 @@ SCREEN=(published adam1e-3 adamw1e-3 adamw2e-3 adamw4e-3 sgd0.1 adamw1e-3_scale0
 # Stage 4 (issue 30): recipe F and each lever alone on it, 112 px, 60 epochs, seed 107, one grid each ("": F
 # itself); the last entries replace F's batch size or weight decay. The evaluation size (FixRes) changes no
 # weight: `fixres` scores every finished run's best.pth at other sizes instead of training again.
-LEVERS=("--loss cosine" "--ema 0.998" "--dropout 0.3" "" "--batch-size 16" "--weight-decay 0.02 0.2")
+LEVERS=("--loss cosine" "--ema 0.998" "--dropout 0.3" "" "--batch-size 16" "--weight-decay 0.02 0.2 0.5")
 SIZES=(112 128 144 160)
 
 run() {  # run NAME FLAGS...: train, resume, or skip a finished run
