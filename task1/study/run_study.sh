@@ -4,9 +4,11 @@
 #   nohup bash task1/study/run_study.sh screen > study.log 2>&1 &     # stage 1: 112 px screening
 #   bash task1/study/run_study.sh seeds RECIPE                        # stage 2: 224 px, seeds 107-109 (a grid)
 #   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 30/60/120 epochs (a grid)
-#   bash task1/study/run_study.sh screen60                            # stage 4: F and each lever alone, 60 epochs
-#   bash task1/study/run_study.sh fixres                              # every best.pth at 112-160 px, val and test
-#   bash task1/study/run_study.sh collect                             # finished runs' records into task1/study/
+#   bash task1/study/run_study.sh screen60                            # stage 4a: F's weight decay, batch size
+#   bash task1/study/run_study.sh levers                              # stage 4b: each lever alone on F, wd 0.2
+#   bash task1/study/run_study.sh final                               # stage 5: F, wd 0.2 on seeds 108 and 109
+#   bash task1/study/run_study.sh fixres                              # evaluation size chosen on val, tested
+#   bash task1/study/run_study.sh collect [GRID_LOG...]               # finished runs' records into task1/study/
 # Every run: --scratch, seed 107 unless said, 2 CPU threads, logs in runs/study, checkpoints in checkpoints/study.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,10 +31,13 @@ declare -A RECIPES=(
 )
 SCREEN=(published adam1e-3 adamw1e-3 adamw2e-3 adamw4e-3 sgd0.1 adamw1e-3_scale0.08 adamw1e-3_trivial
         adamw1e-3_cutmix adamw1e-3_ls0)
-# Stage 4 (issue 30): recipe F and each lever alone on it, 112 px, 60 epochs, seed 107, one grid each ("": F
-# itself); the last entries replace F's batch size or weight decay. The evaluation size (FixRes) changes no
-# weight: `fixres` scores every finished run's best.pth at other sizes instead of training again.
-LEVERS=("--loss cosine" "--ema 0.998" "--dropout 0.3" "" "--batch-size 16" "--weight-decay 0.02 0.2 0.5")
+# Stage 4 (issue 30), 112 px, 60 epochs, seed 107, one grid each. 4a: recipe F with another weight decay or
+# batch size. 4b: each lever alone on F with the weight decay 4a chose on validation (0.2). Stage 5: that
+# recipe on two more seeds (seed 107 is its 4a run). The evaluation size (FixRes) changes no weight: `fixres`
+# scores every finished run's best.pth at other sizes instead of training again.
+WD_SCREEN=("--batch-size 16" "--weight-decay 0.02 0.2")
+LEVERS=("--loss cosine" "--ema 0.998" "--dropout 0.3")
+CHOSEN=(--image-size 112 --epochs 60 ${RECIPES[adamw1e-3]} --weight-decay 0.2)
 SIZES=(112 128 144 160)
 
 run() {  # run NAME FLAGS...: train, resume, or skip a finished run
@@ -53,28 +58,43 @@ case "${1:-screen}" in
             --results task1/study/seeds.csv ;;
   curve)  python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 30 60 120 ${RECIPES[$2]} \
             --results task1/study/curve.csv ;;
-  screen60) for lever in "${LEVERS[@]}"; do
-              python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 60 ${RECIPES[adamw1e-3]} $lever \
+  screen60) for change in "${WD_SCREEN[@]}"; do
+              python grid_search.py "${COMMON[@]}" --image-size 112 --epochs 60 ${RECIPES[adamw1e-3]} $change \
                 --results task1/study/screen60.csv
             done ;;
-  fixres) for best in checkpoints/study/*/best.pth; do  # validation and test at each size, on the run's split
-            run=$(dirname "$best")
-            for size in "${SIZES[@]}"; do for part in val test; do
-              out=$run/eval_${part}_${size}px.json
-              [[ -f $out ]] || python evaluate.py --ckpt "$best" --split "$part" --eval-image-size "$size" \
-                --device cpu --json "$out" > /dev/null
-            done; done
+  levers) for lever in "${LEVERS[@]}"; do
+            python grid_search.py "${COMMON[@]}" "${CHOSEN[@]}" $lever --results task1/study/screen60.csv
           done ;;
-  collect)  # events, hparams.json, console log and metrics.json of every finished run (no checkpoint):
-    # stage 1 into task1/study/screen/, the grids' runs into task1/study/grids/
+  final)  python grid_search.py "${COMMON[@]}" "${CHOSEN[@]}" --seeds 108 109 --results task1/study/final.csv ;;
+  fixres) for best in checkpoints/study/*/best.pth; do  # the evaluation size chosen on validation, then tested
+            run=$(dirname "$best")
+            for size in "${SIZES[@]}"; do
+              [[ -f $run/eval_val_${size}px.json ]] || python evaluate.py --ckpt "$best" --split val --device cpu \
+                --eval-image-size "$size" --json "$run/eval_val_${size}px.json" > /dev/null
+            done
+            size=$(python -c "import json, sys; print(max(sys.argv[1:], key=lambda s: (json.load(open(
+              f'$run/eval_val_{s}px.json'))['val_acc'], -int(s))))" "${SIZES[@]}")  # ties: the smaller size
+            [[ -f $run/eval_test_${size}px.json ]] || python evaluate.py --ckpt "$best" --device cpu \
+              --eval-image-size "$size" --json "$run/eval_test_${size}px.json" > /dev/null
+          done ;;
+  collect)  # events, hparams.json, console log and metrics.json of every finished run (no checkpoint): stage 1
+    # into task1/study/screen/, the runs of final.csv and screen60.csv into final/ and screen60/, other grids'
+    # into grids/. Grids print every run to one console: `collect GRID_LOG...` cuts those at "=== run" first.
+    for log in "${@:2}"; do
+      awk '/^=== run [0-9]+\/[0-9]+: [^ ]+ ===$/ { out = "checkpoints/study/" $4 "/console.log" }
+           out && !/^=== run / { print > out }' "$log"
+    done
     for done in checkpoints/study/*/metrics.json; do
       name=$(basename "$(dirname "$done")")
-      dest=task1/study/$([[ $name == s112_* ]] && echo screen || echo grids)/$name
+      stage=grids
+      [[ $name == s112_* ]] && stage=screen
+      for table in screen60 final; do grep -q "$name" "task1/study/$table.csv" 2>/dev/null && stage=$table; done
+      dest=task1/study/$stage/$name
       mkdir -p "$dest"
       cp "runs/study/$name"/events.out.tfevents.* "runs/study/$name/hparams.json" "checkpoints/study/$name/metrics.json" \
          "$dest/"
       [[ -f checkpoints/study/$name/console.log ]] && cp "checkpoints/study/$name/console.log" "$dest/"
       cp checkpoints/study/"$name"/eval_*px.json "$dest/" 2>/dev/null || true
     done ;;
-  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | screen60 | fixres | collect" >&2; exit 2 ;;
+  *) echo "usage: $0 screen | seeds RECIPE | curve RECIPE | screen60 | levers | final | fixres | collect [GRID_LOG...]" >&2; exit 2 ;;
 esac
