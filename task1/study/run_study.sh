@@ -82,7 +82,8 @@ case "${1:-screen}" in
     # into grids/. Grids print every run to one console: `collect GRID_LOG...` cuts those at "=== run" first.
     for log in "${@:2}"; do
       awk '/^=== run [0-9]+\/[0-9]+: [^ ]+ ===$/ { out = "checkpoints/study/" $4 "/console.log" }
-           out && !/^=== run / { print > out }' "$log"
+           out && !/^=== run / { print > out }
+           /^run [^ ]+: best epoch/ { out = "" }' "$log"  # the run's last line; the grid's tables follow
     done
     for done in checkpoints/study/*/metrics.json; do
       name=$(basename "$(dirname "$done")")
