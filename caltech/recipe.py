@@ -156,7 +156,7 @@ SETTINGS = _settings(
                  "per-image PIL transforms in --workers processes, no cache"),
     Setting("cache_dir", "data", recipe=False, metavar="DIR", shown="cache/ beside --data",
             help="where the cached loader keeps its resized images (about 1.4 GB for the full split at 224 px)"),
-    Setting("train_crop", "options", choices=("random", "resized"), default="random", tag="crop-{}",
+    Setting("train_crop", "options", choices=("random", "resized"), default="random", tag="crop-{}", short="crop",
             help="random: random crop of the 256x256 resize (published); resized: torchvision's RandomResizedCrop "
                  "of it, scale (--min-scale, 1), ratio (3/4, 4/3)"),
     Setting("min_scale", "options", type=float, default=0.08,
@@ -230,7 +230,7 @@ SETTINGS = _settings(
     Setting("dropout", "options", type=float, default=0.0, limit=Range(0, 1, "in [0, 1)"), tag="drop{}",
             optional=True, metavar="P", shown="0, off", short="dropout",
             help="dropout before the new head (a model whose classifier has one keeps it too)"),
-    Setting("loss", "options", choices=("ce", "cosine"), default="ce", tag="loss-{}", optional=True,
+    Setting("loss", "options", choices=("ce", "cosine"), default="ce", tag="loss-{}", optional=True, short="loss",
             help="ce: cross-entropy (published); cosine: 1 - the cosine similarity of the output and the one-hot "
                  "target (Barz & Denzler 2020), smoothed by --label-smoothing; validation and test report the "
                  "same loss, unsmoothed"),

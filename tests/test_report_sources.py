@@ -211,6 +211,13 @@ def test_labels_name_only_what_tells_runs_apart():
         "fine-tuned, Adam fc 1e-3 / base 1e-4, 20 ep, seed 108"]
 
 
+def test_a_choice_reads_with_its_noun_so_a_cosine_loss_is_not_the_cosine_schedule():
+    base = {"scratch": True, "lr_fc": 1e-3, "lr_base": 1e-3, "seed": 107, "schedule": "cosine", "train_crop": "resized"}
+    runs = [labels.run_parts(base), labels.run_parts({**base, "loss": "cosine"})]
+    assert labels.distinguishing_labels(runs, keep=("schedule", "train_crop", "loss")) == [
+        "cosine, resized crop", "cosine, resized crop, cosine loss"]
+
+
 def test_crashed_runs_with_empty_folders_are_skipped_in_one_line_each(tmp_path, capsys):
     runs = tmp_path / "runs"
     rows = [results_row(1, 2, 0.001, 0.0001, 0.9, 0.9), results_row(2, 2, 0.001, 1e-05, 0.8, 0.8)]

@@ -25,10 +25,10 @@ def format_lr(lr):
 def option_text(key, value):
     if isinstance(value, bool):
         return key.replace("_", " ") if value else f"no {key.replace('_', ' ')}"
-    if isinstance(value, str):
-        return f"{value} crop" if key == "train_crop" else value
+    short = SETTINGS[key].short if key in SETTINGS else None
+    if isinstance(value, str):  # a choice reads before its noun: "resized crop", "cosine loss"
+        return f"{value} {short}" if short else value
     if isinstance(value, (int, float)):
-        short = SETTINGS[key].short if key in SETTINGS else None
         return f"{short or key.replace('_', ' ')} {value:g}"
     return f"{key.replace('_', ' ')} {value}"
 
