@@ -6,7 +6,7 @@
 #   bash task1/study/run_study.sh curve RECIPE                        # stage 3: 112 px, 30/60/120 epochs (a grid)
 #   bash task1/study/run_study.sh screen60                            # stage 4a: F's weight decay, batch size
 #   bash task1/study/run_study.sh levers                              # stage 4b: each lever alone on F, wd 0.2
-#   bash task1/study/run_study.sh final                               # stage 5: F, wd 0.2 on seeds 108 and 109
+#   bash task1/study/run_study.sh final                               # stage 5: 4's choices on seeds 108, 109
 #   bash task1/study/run_study.sh fixres                              # evaluation size chosen on val, tested
 #   bash task1/study/run_study.sh collect [GRID_LOG...]               # finished runs' records into task1/study/
 # Every run: --scratch, seed 107 unless said, 2 CPU threads, logs in runs/study, checkpoints in checkpoints/study.
@@ -32,9 +32,9 @@ declare -A RECIPES=(
 SCREEN=(published adam1e-3 adamw1e-3 adamw2e-3 adamw4e-3 sgd0.1 adamw1e-3_scale0.08 adamw1e-3_trivial
         adamw1e-3_cutmix adamw1e-3_ls0)
 # Stage 4 (issue 30), 112 px, 60 epochs, seed 107, one grid each. 4a: recipe F with another weight decay or
-# batch size. 4b: each lever alone on F with the weight decay 4a chose on validation (0.2). Stage 5: that
-# recipe on two more seeds (seed 107 is its 4a run). The evaluation size (FixRes) changes no weight: `fixres`
-# scores every finished run's best.pth at other sizes instead of training again.
+# batch size. 4b: each lever alone on F with the weight decay 4a chose on validation (0.2). Stage 5: 4a's choice,
+# then 4b's (the cosine loss), on two more seeds (seed 107 is their stage 4 run). The evaluation size (FixRes)
+# changes no weight: `fixres` scores every finished run's best.pth at other sizes instead of training again.
 WD_SCREEN=("--batch-size 16" "--weight-decay 0.02 0.2")
 LEVERS=("--loss cosine" "--ema 0.998" "--dropout 0.3")
 CHOSEN=(--image-size 112 --epochs 60 ${RECIPES[adamw1e-3]} --weight-decay 0.2)
@@ -65,9 +65,11 @@ case "${1:-screen}" in
   levers) for lever in "${LEVERS[@]}"; do
             python grid_search.py "${COMMON[@]}" "${CHOSEN[@]}" $lever --results task1/study/screen60.csv
           done ;;
-  final)  python grid_search.py "${COMMON[@]}" "${CHOSEN[@]}" --seeds 108 109 --results task1/study/final.csv ;;
-  fixres) for best in checkpoints/study/*/best.pth; do  # the evaluation size chosen on validation, then tested
-            run=$(dirname "$best")
+  final)  python grid_search.py "${COMMON[@]}" "${CHOSEN[@]}" --seeds 108 109 --results task1/study/final.csv
+          python grid_search.py "${COMMON[@]}" "${CHOSEN[@]}" --loss cosine --seeds 108 109 \
+            --results task1/study/final.csv ;;
+  fixres) for done in checkpoints/study/*/metrics.json; do  # finished runs: the size chosen on validation, tested
+            run=$(dirname "$done") best=$(dirname "$done")/best.pth
             for size in "${SIZES[@]}"; do
               [[ -f $run/eval_val_${size}px.json ]] || python evaluate.py --ckpt "$best" --split val --device cpu \
                 --eval-image-size "$size" --json "$run/eval_val_${size}px.json" > /dev/null
