@@ -19,7 +19,8 @@ from caltech.disk import check_file, check_folder
 from caltech.layout import CHOSEN, CKPT_DIR, cache_dir
 from caltech.training import engine, evaluation
 from caltech.training.losses import reported_loss
-from caltech.training.model import load_for_inference, min_image_size
+from caltech.training.model import load_for_inference
+from caltech.training.setup import check_image_sizes
 from caltech.utils import UserError, atomic_write_text, run_cli, warn
 
 
@@ -62,15 +63,6 @@ def get_args_parser(add_help=True):
     return parser
 
 
-def check_eval_size(run, size):
-    """Refuse an --eval-image-size the checkpoint's model cannot take, as train.py would."""
-    smallest = min_image_size(run.model, run.weights_name)
-    if size < smallest:
-        raise UserError(f"--eval-image-size {size} is too small for {run.model}: it takes at least {smallest} pixels")
-    if run.model.startswith(("vit_", "maxvit_")) and size != run.image_size:
-        raise UserError(f"--eval-image-size: {run.model} takes only the size it was trained at, {run.image_size}")
-
-
 def write_tables(out, classes, confusion):
     """per_class.csv and confusion.csv (caltech.training.evaluation reads them back for report.py) and
     confusion.png."""
@@ -91,11 +83,11 @@ def main(args):
     # the run's eval batch (or --eval-batch-size): the same batches give the run's test figures to the last digit
     path, ckpt, run, model, rt = load_for_inference(args.ckpt, args.device, args.eval_batch_size)
     run.eval_batch_size = rt.eval_batch_size
-    if args.eval_image_size is not None:
-        check_eval_size(run, args.eval_image_size)
     for key in ("data", "loader", "cache_dir", "workers", "eval_image_size"):  # the run's, then this command's
         if getattr(args, key) is not None:
             setattr(run, key, getattr(args, key))
+    if args.eval_image_size is not None:
+        check_image_sizes(run, ("eval_image_size",))
     if args.data is not None and args.cache_dir is None:
         run.cache_dir = cache_dir(args.data)
     split = read_split(run.data)

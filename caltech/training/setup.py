@@ -22,6 +22,20 @@ from .optim import is_prefix
 LOG_BYTES = 2**20  # a run's TensorBoard events and hparams.json: tens of KB, rounded up
 
 
+def check_image_sizes(run, keys):
+    """Refuse a size (the settings `keys` of `run`) that the run's model cannot take: train.py's and evaluate.py's
+    --image-size / --eval-image-size."""
+    smallest = min_image_size(run.model, run.weights_name)
+    for key in keys:
+        size = getattr(run, key)
+        if size is not None and size < smallest:
+            raise UserError(f"{flag(key)} {size} is too small for {run.model}: it takes at least {smallest} pixels")
+    if "eval_image_size" in keys and run.eval_image_size is not None and run.model.startswith(("vit_", "maxvit_")) \
+            and run.eval_image_size != run.image_size:
+        raise UserError(f"--eval-image-size: {run.model} takes only the size it is built for, --image-size "
+                        f"{run.image_size}")
+
+
 def check_args(args):
     """Refuse every bad value, path and combination before any work, one sentence naming the flag."""
     if args.resume and not args.run_name:
@@ -33,13 +47,7 @@ def check_args(args):
     if not 0 <= args.warmup_epochs < args.epochs:
         raise UserError(f"--warmup-epochs {args.warmup_epochs} is out of range: it must be between 0 and "
                         f"--epochs - 1 ({args.epochs - 1})")
-    for key in ("image_size", "eval_image_size"):
-        size = getattr(args, key)
-        smallest = min_image_size(args.model, args.weights_name)
-        if size is not None and size < smallest:
-            raise UserError(f"{flag(key)} {size} is too small for {args.model}: it takes at least {smallest} pixels")
-    if args.eval_image_size is not None and args.model.startswith(("vit_", "maxvit_")):
-        raise UserError(f"--eval-image-size: {args.model} takes only the size it is built for, --image-size")
+    check_image_sizes(args, ("image_size", "eval_image_size"))
     for key in ("logdir", "ckpt_dir", "cache_dir"):  # writable folders (or folders that can be made)
         if getattr(args, key, None):
             check_folder(flag(key), getattr(args, key))
