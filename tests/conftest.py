@@ -108,11 +108,13 @@ def cpu_runtime(args):
 
 
 def read_scalars(run_dir):
-    """{tag: [(step, value), ...]} from a run's event files, as TensorBoard resolves them."""
+    """{tag: [(step, value), ...]} from a run's event files, as TensorBoard resolves them, in step order (a resumed
+    run's files written within one second may be read in either order; a repeated step stays visible)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    return {tag: sorted(((e.step, e.value) for e in acc.Scalars(tag)), key=lambda point: point[0])
+            for tag in acc.Tags()["scalars"]}
 
 
 def run_script(script, *args, env=None, cwd=ROOT):
